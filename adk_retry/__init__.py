@@ -1,0 +1,50 @@
+"""adk-retry: make Google ADK agents survive the failures of the models behind them.
+
+Three ways in:
+
+- one agent: :func:`create_retry_callbacks` + :func:`add_retry_capabilities_to_agent`;
+- a whole app: ``Runner(..., plugins=[RetryPlugin()])``;
+- a ready agent: :func:`create_enhanced_software_engineer_agent`.
+
+Everything is configured by one immutable :class:`RetryPolicy`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from adk_retry.callbacks import create_retry_callbacks
+from adk_retry.errors import AdkRetryError, CircuitOpenError, EmptyResponseError
+from adk_retry.handler import RetryHandler
+from adk_retry.integration import add_retry_capabilities_to_agent, remove_retry_capabilities
+from adk_retry.policy import LogTemplates, RetryPolicy
+from adk_retry.redact import RedactingFilter, redact
+from adk_retry.stats import RetryStats
+
+if TYPE_CHECKING:
+    from adk_retry.agents.software_engineer import create_enhanced_software_engineer_agent
+
+__all__ = [
+    "AdkRetryError",
+    "CircuitOpenError",
+    "EmptyResponseError",
+    "LogTemplates",
+    "RedactingFilter",
+    "RetryHandler",
+    "RetryPolicy",
+    "RetryStats",
+    "add_retry_capabilities_to_agent",
+    "create_enhanced_software_engineer_agent",
+    "create_retry_callbacks",
+    "redact",
+    "remove_retry_capabilities",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The agent factory pulls in ADK's tool machinery; load it only when asked.
+    if name == "create_enhanced_software_engineer_agent":
+        from adk_retry.agents.software_engineer import create_enhanced_software_engineer_agent
+
+        return create_enhanced_software_engineer_agent
+    raise AttributeError(f"module 'adk_retry' has no attribute {name!r}")

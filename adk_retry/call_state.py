@@ -1,0 +1,50 @@
+"""Per-call state shared by the before-model callback, the wrapper and the after-model callback.
+
+Why a mutable object in a ``ContextVar`` rather than values in one: ADK 2.13
+iterates the model's generator in a *copy* of the context, so a
+``ContextVar.set()`` inside the wrapper never reaches the after-model
+callbacks. A value set by a before-model callback does reach the wrapper (on
+2.3 and 2.13), so the callback creates the object, the wrapper updates it in
+place, and the after-model callback reads it back. Each model call gets a
+fresh object, so concurrent sessions never share one.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adk_retry.handler import RetryHandler
+
+__all__ = ["CallState", "current_call"]
+
+
+@dataclass(slots=True)
+class CallState:
+    """One model call as seen by the callbacks.
+
+    Attributes:
+        agent: the calling agent's name.
+        handler: the handler that will run the call.
+        attempts: attempts made so far (updated by the wrapper).
+        taken: set when a wrapper picked this state up; a stale state (one a
+            later call finds still in the context) is never reused.
+        reported: set once the after-model callback logged the outcome.
+
+    Example:
+        >>> from adk_retry.handler import RetryHandler
+        >>> CallState("a", RetryHandler()).attempts
+        0
+    """
+
+    agent: str
+    handler: RetryHandler
+    attempts: int = 0
+    taken: bool = False
+    reported: bool = False
+
+
+current_call: ContextVar[CallState | None] = ContextVar("adk_retry_current_call", default=None)
+"""The state of the model call being made in this context, if a callback set one."""

@@ -1,0 +1,99 @@
+"""``create_retry_callbacks``: the seed's handler plus before/after-model callbacks.
+
+The callbacks keep per-call state (how many attempts this model call took)
+and write the "succeeded on attempt N" line once per call, at its first
+non-partial response. They never alter the flow: both return None.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from adk_retry.call_state import CallState, current_call
+from adk_retry.handler import RetryHandler, log_success
+from adk_retry.log import logger
+from adk_retry.policy import RetryPolicy
+
+__all__ = ["RetryCallbacks", "create_retry_callbacks"]
+
+RetryCallbacks = dict[str, Any]
+"""``{"retry_handler": RetryHandler, "before_model": callable, "after_model": callable}``."""
+
+_SEED_DEFAULTS = {"max_retries": 3, "base_delay": 1.0, "max_delay": 8.0, "backoff_multiplier": 2.0}
+
+
+def create_retry_callbacks(
+    agent_name: str,
+    max_retries: int = 3,
+    base_delay: float = 1.0,
+    max_delay: float = 8.0,
+    backoff_multiplier: float = 2.0,
+    *,
+    policy: RetryPolicy | None = None,
+    **more_policy: Any,
+) -> RetryCallbacks:
+    """Build a retry handler and the two model callbacks for one agent.
+
+    Returns a dict with exactly the keys ``"retry_handler"``,
+    ``"before_model"`` and ``"after_model"``. Any other
+    :class:`~adk_retry.RetryPolicy` field can be passed by name
+    (``jitter=0.1``, ``retry_on="transient"``, ...), or a whole ``policy``;
+    arguments given explicitly override the policy's fields.
+
+    Example:
+        >>> from google.adk.agents import Agent
+        >>> from google.adk.models.lite_llm import LiteLlm
+        >>> from adk_retry import add_retry_capabilities_to_agent
+        >>> callbacks = create_retry_callbacks("my_agent", max_retries=3)
+        >>> agent = Agent(
+        ...     name="my_agent",
+        ...     model=LiteLlm(model="openai/gpt-4o-mini", api_key="k"),
+        ...     before_model_callback=[callbacks["before_model"]],
+        ...     after_model_callback=[callbacks["after_model"]],
+        ... )
+        >>> agent = add_retry_capabilities_to_agent(agent, callbacks["retry_handler"])
+    """
+    explicit = {
+        name: value
+        for name, value in zip(_SEED_DEFAULTS, (max_retries, base_delay, max_delay, backoff_multiplier), strict=True)
+        if policy is None or value != _SEED_DEFAULTS[name]
+    }
+    fields = {**(dict(policy) if policy is not None else {}), **explicit, **more_policy}
+    retry_policy = RetryPolicy(**fields)
+    handler = RetryHandler(retry_policy, agent_name=agent_name)
+    logger.info(
+        "[%s] Creating retry callbacks with max_retries=%d, base_delay=%.1fs, max_delay=%.1fs",
+        agent_name,
+        retry_policy.max_retries,
+        retry_policy.base_delay,
+        retry_policy.max_delay,
+        extra={"agent": agent_name},
+    )
+    return {
+        "retry_handler": handler,
+        "before_model": _before_model(agent_name, handler),
+        "after_model": _after_model(handler),
+    }
+
+
+def _before_model(agent_name: str, handler: RetryHandler) -> Callable[[Any, Any], None]:
+    def before_model(callback_context: Any, llm_request: Any) -> None:
+        """Open the per-call state of this model call."""
+        current_call.set(CallState(agent_name, handler))
+
+    return before_model
+
+
+def _after_model(handler: RetryHandler) -> Callable[[Any, Any], None]:
+    def after_model(callback_context: Any, llm_response: Any) -> None:
+        """Log the outcome once, at the call's first non-partial response."""
+        state = current_call.get()
+        if state is None or state.handler is not handler or state.reported or llm_response.partial:
+            return
+        state.reported = True
+        if state.attempts > 1 and logger.isEnabledFor(logging.INFO):
+            log_success(handler, state.agent, state.attempts)
+
+    return after_model

@@ -1,0 +1,79 @@
+"""The exceptions adk-retry raises of its own.
+
+adk-retry's rule is to hand the caller the *original* exception when it gives
+up, so this module is small on purpose: it holds only the errors for which no
+original exists.
+
+- :class:`EmptyResponseError` stands in for the ``ValueError("No message in
+  response")`` that google-adk up to 2.3.0 raised for an empty provider
+  answer. Newer ADK returns an empty ``LlmResponse`` instead, so there is
+  nothing to re-raise; this error keeps the old contract on every version.
+- :class:`CircuitOpenError` is raised instead of calling a model whose circuit
+  is open (see :mod:`adk_retry.breaker`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from google.adk.models.llm_response import LlmResponse
+
+__all__ = ["NO_MESSAGE", "AdkRetryError", "CircuitOpenError", "EmptyResponseError"]
+
+NO_MESSAGE = "No message in response"
+"""The message google-adk's ``LiteLlm`` raised for an empty answer (<= 2.3.0)."""
+
+
+class AdkRetryError(Exception):
+    """Base class of the errors adk-retry raises itself.
+
+    Example:
+        >>> issubclass(CircuitOpenError, AdkRetryError)
+        True
+    """
+
+
+class EmptyResponseError(AdkRetryError, ValueError):
+    """The model answered with nothing: no text, no tool call, no error.
+
+    It *is* a ``ValueError("No message in response")``, so code written for
+    google-adk 2.3.0 (``except ValueError``) keeps working on newer versions
+    that return an empty ``LlmResponse`` instead of raising.
+
+    Attributes:
+        response: the last (empty) response of the last attempt, or ``None``
+            when the attempt yielded nothing at all (2.3.0 streaming).
+
+    Example:
+        >>> err = EmptyResponseError(None)
+        >>> str(err), isinstance(err, ValueError)
+        ('No message in response', True)
+    """
+
+    def __init__(self, response: LlmResponse | None) -> None:
+        super().__init__(NO_MESSAGE)
+        self.response = response
+
+
+class CircuitOpenError(AdkRetryError):
+    """A call was refused because the model's circuit breaker is open.
+
+    Nothing was sent to the provider. The failure that opened the circuit is
+    chained as ``__cause__``.
+
+    Attributes:
+        model: the key of the model (or group of models) whose circuit is open.
+        reopens_at: the wall-clock time (``time.time()``) at which a probe call
+            will be let through.
+
+    Example:
+        >>> err = CircuitOpenError("openai/gpt-4o", reopens_at=0.0)
+        >>> err.model
+        'openai/gpt-4o'
+    """
+
+    def __init__(self, model: str, reopens_at: float) -> None:
+        super().__init__(f"circuit open for model {model!r}; calls fail fast until {reopens_at:.3f}")
+        self.model = model
+        self.reopens_at = reopens_at

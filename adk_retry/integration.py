@@ -1,0 +1,333 @@
+"""Put retry on an agent's model: wrap the *instance's* ``generate_content_async``.
+
+ADK looks ``generate_content_async`` up on the model instance at call time,
+so an instance attribute set with ``object.__setattr__`` (models are Pydantic
+objects that refuse unknown fields) replaces the method for that instance
+only, leaves ``model_dump()`` unchanged, and is undone by deleting it.
+
+One wrapper per model instance, whatever the number of agents using it: the
+wrapper keeps a table of handlers by agent name and, on each call, picks the
+calling agent's from the ``adk_agent_name`` label ADK puts on every request
+(or from the per-call state a before-model callback or the plugin set).
+Wrapping twice never stacks two retry loops.
+
+The retry loop here is an async generator, because the model's method is
+one: see :func:`add_retry_capabilities_to_agent` for what it guarantees.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+from adk_retry.call_state import current_call
+from adk_retry.classify import is_empty_response
+from adk_retry.errors import EmptyResponseError
+from adk_retry.handler import RetryHandler
+from adk_retry.log import logger
+from adk_retry.snapshot import restore, take
+
+if TYPE_CHECKING:
+    from google.adk.agents.llm_agent import LlmAgent
+    from google.adk.models.base_llm import BaseLlm
+    from google.adk.models.llm_request import LlmRequest
+    from google.adk.models.llm_response import LlmResponse
+
+__all__ = ["add_retry_capabilities_to_agent", "remove_retry_capabilities"]
+
+AGENT_LABEL = "adk_agent_name"
+WRAPPER_NAME = "generate_content_async_with_retry"
+
+ModelMethod = Callable[..., AsyncGenerator["LlmResponse", None]]
+
+
+class ModelRetry:
+    """What adk-retry installed on one model instance.
+
+    Attributes:
+        model: the wrapped model.
+        original: the method that was in place before (normally the bound method).
+        previous: the instance attribute that was replaced, if there was one.
+        handlers: the retry handler of each agent using this model, by agent name.
+    """
+
+    __slots__ = ("handlers", "model", "original", "previous", "snapshot_config")
+
+    def __init__(self, model: BaseLlm) -> None:
+        self.model = model
+        self.previous = model.__dict__.get("generate_content_async")
+        self.original: ModelMethod = model.generate_content_async
+        self.handlers: dict[str, RetryHandler] = {}
+        # LiteLlm edits only the contents; Gemini and unknown models may edit the config too.
+        self.snapshot_config = not any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__)
+
+    def handler_for(self, agent: str | None) -> RetryHandler | None:
+        """The handler for ``agent``; an unlabelled call uses the first registered one."""
+        if agent is not None:
+            return self.handlers.get(agent)
+        return next(iter(self.handlers.values()), None)
+
+
+def installed(model: BaseLlm) -> ModelRetry | None:
+    """The retry installed on ``model``, if any."""
+    method = model.__dict__.get("generate_content_async")
+    retry: ModelRetry | None = getattr(method, "adk_retry", None)
+    return retry
+
+
+def install(model: BaseLlm) -> ModelRetry:
+    """Wrap ``model``'s ``generate_content_async`` once; later calls return the same wrapper's state."""
+    retry = installed(model)
+    if retry is None:
+        retry = ModelRetry(model)
+        wrapper = _make_wrapper(retry)
+        wrapper.adk_retry = retry  # type: ignore[attr-defined]
+        object.__setattr__(model, "generate_content_async", wrapper)
+    return retry
+
+
+def uninstall(retry: ModelRetry) -> None:
+    """Put back what :func:`install` replaced."""
+    model = retry.model
+    if retry.previous is not None:
+        object.__setattr__(model, "generate_content_async", retry.previous)
+    else:
+        model.__dict__.pop("generate_content_async", None)
+
+
+def _make_wrapper(retry: ModelRetry) -> ModelMethod:
+    original = retry.original
+
+    async def generate_content_async_with_retry(
+        llm_request: LlmRequest, stream: bool = False
+    ) -> AsyncGenerator[LlmResponse, None]:
+        """The model's ``generate_content_async``, retried per the calling agent's policy.
+
+        With ``stream=False`` (or ``stream_mode="buffer"``) each attempt's
+        responses are held until the attempt succeeded, so a failed attempt
+        never leaks a response. With ``stream=True`` in pass-through mode,
+        chunks are yielded as they arrive: a failure before the first chunk
+        is retried, one after it propagates, so two attempts are never
+        spliced into one answer. Empty answers are held back until the
+        attempt shows whether it has anything else to say.
+        """
+        labels = llm_request.config.labels if llm_request.config is not None else None
+        agent = labels.get(AGENT_LABEL) if labels else None
+        state = current_call.get()
+        if state is not None and not state.taken and (agent is None or state.agent == agent):
+            state.taken = True
+            handler: RetryHandler | None = state.handler
+            agent = state.agent
+        else:
+            state = None
+            handler = retry.handler_for(agent)
+        if handler is None:
+            # An agent without retry that shares this model, or a runner
+            # without the plugin: the model as it was.
+            async with aclosing(original(llm_request, stream)) as plain:
+                async for response in plain:
+                    yield response
+            return
+
+        call = handler.begin(agent)
+        call.observer = state
+        hold_all = not stream or handler.policy.stream_mode == "buffer"
+        saved = take(llm_request, config=retry.snapshot_config)
+        while True:
+            if call.attempt:
+                restore(llm_request, saved)
+            call.start_attempt()
+            held: list[LlmResponse] = []
+            committed = False
+            try:
+                async with aclosing(original(llm_request, stream)) as responses:
+                    async for response in responses:
+                        if hold_all or (not committed and is_empty_response(response)):
+                            held.append(response)
+                            continue
+                        if held:
+                            for earlier in held:
+                                yield earlier
+                            held.clear()
+                        committed = True
+                        yield response
+            except BaseException as exc:
+                delay = None if committed else call.failed(exc)
+                if delay is None:
+                    if committed:
+                        call.gave_up(exc)
+                    raise
+            else:
+                empty = not committed and (not held or is_empty_response(held[-1]))
+                if not empty or not handler.policy.retries(error := EmptyResponseError(held[-1] if held else None)):
+                    call.succeeded(log=state is None)
+                    for response in held:
+                        yield response
+                    return
+                delay = call.failed(error)
+                if delay is None:
+                    raise error
+            await call.wait(delay)
+
+    return generate_content_async_with_retry
+
+
+def _resolve(agent: LlmAgent) -> tuple[BaseLlm | None, bool]:
+    """The model ``agent`` calls, and whether it must be pinned on the agent.
+
+    A model name string, or a model inherited from an ancestor, resolves
+    through ``canonical_model``. ADK 2.13 caches that instance; ADK 2.3
+    builds a new one on every read, so a wrapper on it would be lost unless
+    the instance is pinned on the agent. An agent with no model and no
+    ancestor would resolve to ADK's default Gemini model: None is returned
+    so that it is resolved later, once the agent has a parent.
+    """
+    from google.adk.agents.llm_agent import LlmAgent
+    from google.adk.models.base_llm import BaseLlm
+
+    if isinstance(agent.model, BaseLlm):
+        return agent.model, False
+    owner: Any = agent
+    if not agent.model:
+        owner = agent.parent_agent
+        while owner is not None and not (isinstance(owner, LlmAgent) and owner.model):
+            owner = owner.parent_agent
+        if owner is None:
+            return None, False
+        if isinstance(owner.model, BaseLlm):
+            return owner.model, False
+    model = owner.canonical_model
+    return model, model is not owner.canonical_model
+
+
+def add_retry_capabilities_to_agent(agent: LlmAgent, retry_handler: RetryHandler) -> LlmAgent:
+    """Make every model call of ``agent`` retry under ``retry_handler``; returns ``agent``.
+
+    The agent's model (an instance, a name string, or inherited from an
+    ancestor) is resolved and its ``generate_content_async`` replaced, on
+    that instance only, by ``generate_content_async_with_retry``. The agent
+    gets ``_retry_handler`` and ``_original_generate_content_async``, so the
+    seed's verification asserts hold.
+
+    - Calling it again on the same agent swaps the handler; it never stacks
+      a second retry loop.
+    - A model shared by several agents is wrapped once; each call runs under
+      the calling agent's handler and logs the calling agent's name.
+    - A model name string on ADK 2.3 (a new instance on every read) is
+      pinned on the agent; :func:`remove_retry_capabilities` unpins it.
+    - An agent with no model and no parent yet is not given ADK's default
+      model: resolution waits for its first model call.
+
+    Example:
+        >>> from google.adk.agents import LlmAgent
+        >>> from google.adk.models.lite_llm import LiteLlm
+        >>> agent = LlmAgent(name="demo", model=LiteLlm(model="openai/any", api_key="k"))
+        >>> agent = add_retry_capabilities_to_agent(agent, RetryHandler(agent_name="demo"))
+        >>> "with_retry" in agent.model.generate_content_async.__name__
+        True
+    """
+    from google.adk.agents.llm_agent import LlmAgent
+
+    if not isinstance(agent, LlmAgent):
+        raise TypeError(f"add_retry_capabilities_to_agent needs an LlmAgent, got {type(agent).__name__}")
+    if not isinstance(retry_handler, RetryHandler):
+        raise TypeError(f"retry_handler must be a RetryHandler, got {type(retry_handler).__name__}")
+    if agent.__dict__.get("_retry_handler") is not None:
+        remove_retry_capabilities(agent)
+    object.__setattr__(agent, "_retry_handler", retry_handler)
+    model, pin = _resolve(agent)
+    if model is None:
+        deferred = _DeferredRetry(agent)
+        agent.before_model_callback = [deferred, *_callbacks(agent.before_model_callback)]
+        object.__setattr__(agent, "_original_generate_content_async", None)
+        object.__setattr__(agent, "_retry_deferred", deferred)
+    else:
+        _attach(agent, retry_handler, model, pin)
+    logger.info(
+        "[%s] Retry capabilities integrated - model calls now include automatic retry with exponential backoff",
+        agent.name,
+        extra={"agent": agent.name},
+    )
+    return agent
+
+
+def _attach(agent: LlmAgent, handler: RetryHandler, model: BaseLlm, pin: bool) -> None:
+    retry = install(model)
+    retry.handlers[agent.name] = handler
+    if pin:
+        object.__setattr__(agent, "_retry_unpinned_model", agent.model)
+        agent.model = model
+    object.__setattr__(agent, "_original_generate_content_async", retry.original)
+    object.__setattr__(agent, "_retry_model", model)
+
+
+def remove_retry_capabilities(agent: LlmAgent) -> LlmAgent:
+    """Undo :func:`add_retry_capabilities_to_agent`; returns ``agent``.
+
+    The model's original method comes back once no other agent uses retry on
+    it, a pinned model name is restored, and the agent's retry attributes are
+    removed. Calling it on an agent without retry does nothing.
+
+    Example:
+        >>> from google.adk.agents import LlmAgent
+        >>> from google.adk.models.lite_llm import LiteLlm
+        >>> agent = add_retry_capabilities_to_agent(
+        ...     LlmAgent(name="demo", model=LiteLlm(model="openai/any", api_key="k")), RetryHandler())
+        >>> agent = remove_retry_capabilities(agent)
+        >>> agent.model.generate_content_async.__name__
+        'generate_content_async'
+    """
+    state = agent.__dict__
+    handler = state.get("_retry_handler")
+    model = state.get("_retry_model")
+    if model is not None:
+        retry = installed(model)
+        if retry is not None:
+            if retry.handlers.get(agent.name) is handler:
+                del retry.handlers[agent.name]
+            if not retry.handlers:
+                uninstall(retry)
+    if "_retry_unpinned_model" in state:
+        agent.model = state["_retry_unpinned_model"]
+    deferred = state.get("_retry_deferred")
+    if deferred is not None:
+        agent.before_model_callback = [cb for cb in _callbacks(agent.before_model_callback) if cb is not deferred]
+    for name in (
+        "_retry_handler",
+        "_original_generate_content_async",
+        "_retry_model",
+        "_retry_unpinned_model",
+        "_retry_deferred",
+    ):
+        state.pop(name, None)
+    return agent
+
+
+def _callbacks(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+class _DeferredRetry:
+    """A before-model callback that wraps the model at the agent's first call.
+
+    Before-model callbacks run before ADK resolves the model (2.3 and 2.13),
+    so wrapping here takes effect for that very call.
+    """
+
+    def __init__(self, agent: LlmAgent) -> None:
+        self.agent = agent
+
+    def __call__(self, callback_context: Any, llm_request: Any) -> None:
+        agent = self.agent
+        handler = agent.__dict__.get("_retry_handler")
+        if handler is None or agent.__dict__.get("_retry_model") is not None:
+            return None
+        model, pin = _resolve(agent)
+        if model is not None:
+            _attach(agent, handler, model, pin)
+        return None
+

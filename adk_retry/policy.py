@@ -1,0 +1,197 @@
+"""``RetryPolicy``: every setting of adk-retry in one validated, immutable model.
+
+Bad settings fail where they are written, as a ``pydantic.ValidationError``
+naming the field, never later as a hang or a silent default::
+
+    >>> RetryPolicy(max_retries=-1)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for RetryPolicy
+    max_retries
+    ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, TypeAlias, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+
+from adk_retry import classify
+from adk_retry.backoff import Backoff, base_delay_for, jittered
+
+__all__ = ["LogTemplates", "Predicate", "RetryOn", "RetryPolicy", "StreamMode"]
+
+Predicate: TypeAlias = Callable[[BaseException], bool]
+"""A function that says whether an exception is worth another attempt."""
+
+RetryOnItem: TypeAlias = Union[str, type[BaseException], Predicate]
+RetryOn: TypeAlias = Union[RetryOnItem, tuple[RetryOnItem, ...]]
+"""What ``retry_on`` accepts: a preset name, an exception type, a predicate, or a tuple of them."""
+
+StreamMode = Literal["pass_through", "buffer"]
+"""How ``stream=True`` calls are retried; see :class:`RetryPolicy`."""
+
+
+def _retry_all(exc: BaseException) -> bool:
+    return isinstance(exc, Exception)
+
+
+def _presets() -> dict[str, Predicate]:
+    # Imported late: the transient classifier knows many libraries and is
+    # not needed by users of the default rule.
+    from adk_retry.transient import is_transient
+
+    return {"default": classify.seed_default, "all": _retry_all, "transient": is_transient}
+
+
+PRESET_NAMES = ("all", "default", "transient")
+
+
+class LogTemplates(BaseModel):
+    """The log lines a policy writes, as ``%``-style templates over named fields.
+
+    Fields available: ``agent``, ``attempt``, ``max_attempts``, ``attempts``,
+    ``delay``, ``error``, ``error_type``, ``reason``. Each template is a tuple:
+    one log record per line (SwarmSDK logs two lines per retry).
+
+    Example:
+        >>> LogTemplates().succeeded
+        ('[%(agent)s] Model request succeeded on attempt %(attempt)d',)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retrying: tuple[str, ...] = (
+        "[%(agent)s] Model request failed (attempt %(attempt)d/%(max_attempts)d): %(error)s. "
+        "Retrying in %(delay).1fs...",
+    )
+    succeeded: tuple[str, ...] = ("[%(agent)s] Model request succeeded on attempt %(attempt)d",)
+    gave_up: tuple[str, ...] = ("[%(agent)s] Model request failed after %(attempts)d attempts: %(error)s",)
+
+
+class RetryPolicy(BaseModel):
+    """How a model call is retried. Immutable; every field is validated.
+
+    Defaults are the ADK seed's: up to 3 retries (4 attempts), exponential
+    delays of about 1, 2 and 4 s (``min(1.0 * 2.0 ** k, 8.0)`` with ±20 %
+    jitter), and only a missing model message is retried.
+
+    Fields:
+        max_retries: retries after the first attempt (0 turns retry off).
+        base_delay: the first delay, in seconds.
+        max_delay: the cap on the computed delay, before jitter.
+        backoff_multiplier: growth factor of the exponential schedule (>= 1).
+        jitter: relative spread, in ``[0, 1]``: 0.2 means ±20 %.
+        backoff: ``"exponential"`` (default), ``"linear"`` or ``"fixed"``.
+        retry_on: what is retried: ``"default"`` (the seed's missing-message
+            rule), ``"transient"`` (rate limits, 5xx, timeouts, dropped
+            connections, plus the default), ``"all"`` (every ``Exception``),
+            an exception type, a predicate ``(exc) -> bool``, or a tuple of
+            these (any match retries).
+        stream_mode: for ``stream=True`` calls. ``"pass_through"`` (default)
+            yields chunks as they arrive; a failure before the first chunk is
+            retried, one after it propagates, because two attempts must never
+            be spliced into one answer. ``"buffer"`` holds each attempt's
+            chunks until it succeeds: all-or-nothing, at the cost of the time
+            to the first chunk.
+        log_templates: the log lines, see :class:`LogTemplates`.
+
+    Example:
+        >>> policy = RetryPolicy(max_retries=2, base_delay=0.5)
+        >>> policy.max_attempts
+        3
+        >>> policy.delay(1, u=0.5)
+        1.0
+        >>> policy.retries(ValueError("No message in response"))
+        True
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    max_retries: int = Field(default=3, ge=0)
+    base_delay: float = Field(default=1.0, ge=0.0, allow_inf_nan=False)
+    max_delay: float = Field(default=8.0, ge=0.0, allow_inf_nan=False, validate_default=True)
+    backoff_multiplier: float = Field(default=2.0, ge=1.0, allow_inf_nan=False)
+    jitter: float = Field(default=0.2, ge=0.0, le=1.0)
+    backoff: Backoff = "exponential"
+    retry_on: RetryOn = "default"
+    stream_mode: StreamMode = "pass_through"
+    log_templates: LogTemplates = LogTemplates()
+
+    _predicate: Predicate = PrivateAttr(default_factory=lambda: classify.seed_default)
+
+    @field_validator("retry_on", mode="before")
+    @classmethod
+    def _check_retry_on(cls, value: Any) -> Any:
+        items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        if not items:
+            raise ValueError("retry_on needs at least one preset, exception type or predicate")
+        for item in items:
+            if isinstance(item, str):
+                if item not in PRESET_NAMES:
+                    raise ValueError(f"unknown preset {item!r}; expected one of {', '.join(PRESET_NAMES)}")
+            elif isinstance(item, type):
+                if not issubclass(item, BaseException):
+                    raise ValueError(f"{item.__name__} is not an exception type")
+            elif not callable(item):
+                raise ValueError(f"{item!r} is neither a preset, an exception type nor a predicate")
+        return items if isinstance(value, (list, tuple)) else value
+
+    @field_validator("max_delay")
+    @classmethod
+    def _check_max_delay(cls, value: float, info: ValidationInfo) -> float:
+        base = info.data.get("base_delay")
+        if base is not None and value < base:
+            raise ValueError(f"max_delay ({value}) must not be below base_delay ({base})")
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Compile ``retry_on`` into one predicate, once."""
+        self._predicate = _compile(self.retry_on)
+
+    @property
+    def max_attempts(self) -> int:
+        """The first attempt plus ``max_retries``."""
+        return self.max_retries + 1
+
+    def retries(self, exc: BaseException) -> bool:
+        """Whether ``retry_on`` says ``exc`` is worth another attempt.
+
+        Only ``Exception`` subclasses are ever retried: cancellation,
+        ``KeyboardInterrupt`` and ``SystemExit`` never are, whatever the rule.
+        """
+        return isinstance(exc, Exception) and self._predicate(exc)
+
+    def delay(self, failed_attempt: int, u: float) -> float:
+        """The jittered delay after failed attempt ``failed_attempt`` (from 0), given ``u`` in [0, 1)."""
+        base = base_delay_for(
+            failed_attempt,
+            backoff=self.backoff,
+            base=self.base_delay,
+            multiplier=self.backoff_multiplier,
+            cap=self.max_delay,
+        )
+        return jittered(base, self.jitter, u)
+
+
+def _compile(retry_on: RetryOn) -> Predicate:
+    items: Sequence[RetryOnItem] = retry_on if isinstance(retry_on, tuple) else (retry_on,)
+    presets = _presets() if any(isinstance(item, str) for item in items) else {}
+    predicates: list[Predicate] = []
+    types: list[type[BaseException]] = []
+    for item in items:
+        if isinstance(item, str):
+            predicates.append(presets[item])
+        elif isinstance(item, type):
+            types.append(item)
+        else:
+            predicates.append(item)
+    if types:
+        exc_types = tuple(types)
+        predicates.append(lambda exc: isinstance(exc, exc_types))
+    if len(predicates) == 1:
+        return predicates[0]
+    checks = tuple(predicates)
+    return lambda exc: any(check(exc) for check in checks)

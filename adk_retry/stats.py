@@ -1,0 +1,61 @@
+"""Counters a handler keeps about the calls it ran."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from adk_retry.redact import redact
+
+__all__ = ["RetryStats"]
+
+
+@dataclass
+class RetryStats:
+    """What a :class:`~adk_retry.RetryHandler` has seen since it was made.
+
+    Updated only from the event loop, between awaits, so the counts stay
+    exact however many calls run concurrently on one handler.
+
+    Attributes:
+        calls: model calls started.
+        attempts: attempts made (first tries plus retries).
+        retries: retries made (attempts after the first).
+        successes: calls that ended with an answer.
+        failures: calls that ended with an exception (given up or not retriable).
+        errors: failed attempts counted by exception type name.
+        slept: seconds of backoff scheduled (also counted under ``no_waits``).
+        last_error: the most recent exception an attempt raised, if any.
+
+    Example:
+        >>> stats = RetryStats()
+        >>> stats.calls, stats.retries
+        (0, 0)
+    """
+
+    calls: int = 0
+    attempts: int = 0
+    retries: int = 0
+    successes: int = 0
+    failures: int = 0
+    slept: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)
+    last_error: BaseException | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """A plain, JSON-friendly copy of the counters.
+
+        Example:
+            >>> RetryStats(calls=2).as_dict()["calls"]
+            2
+        """
+        return {
+            "calls": self.calls,
+            "attempts": self.attempts,
+            "retries": self.retries,
+            "successes": self.successes,
+            "failures": self.failures,
+            "slept": round(self.slept, 6),
+            "errors": dict(self.errors),
+            "last_error": None if self.last_error is None else redact(f"{type(self.last_error).__name__}: {self.last_error}"),
+        }

@@ -1,0 +1,80 @@
+"""Run one conversational turn through a real ADK ``Runner``.
+
+A small convenience for tests, examples and the demo, so each of them does
+not rebuild the session boilerplate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from google.adk.agents.base_agent import BaseAgent
+    from google.adk.events.event import Event
+    from google.adk.plugins.base_plugin import BasePlugin
+
+__all__ = ["Turn", "run_turn"]
+
+
+@dataclass
+class Turn:
+    """What one turn produced.
+
+    Attributes:
+        events: every event the runner yielded, partial ones included.
+        text: the text of the final (non-partial) model events, joined.
+    """
+
+    events: list[Event]
+    text: str
+
+    @property
+    def function_calls(self) -> list[Any]:
+        """The function calls the model made during the turn."""
+        return [call for event in self.events for call in event.get_function_calls()]
+
+
+async def run_turn(
+    agent: BaseAgent,
+    message: str = "hello",
+    *,
+    streaming: bool = False,
+    plugins: Sequence[BasePlugin] = (),
+    app_name: str = "adk_retry_app",
+    user_id: str = "user",
+) -> Turn:
+    """Send ``message`` to ``agent`` in a fresh in-memory session and collect the turn.
+
+    Example:
+        >>> # turn = await run_turn(agent, "list the files", streaming=True)
+        >>> # turn.text
+    """
+    from google.adk.agents.run_config import RunConfig, StreamingMode
+    from google.adk.runners import InMemoryRunner
+    from google.genai import types
+
+    runner = InMemoryRunner(agent=agent, app_name=app_name, plugins=list(plugins))
+    try:
+        session = await runner.session_service.create_session(app_name=app_name, user_id=user_id)
+        mode = StreamingMode.SSE if streaming else StreamingMode.NONE
+        events = [
+            event
+            async for event in runner.run_async(
+                user_id=user_id,
+                session_id=session.id,
+                new_message=types.Content(role="user", parts=[types.Part(text=message)]),
+                run_config=RunConfig(streaming_mode=mode),
+            )
+        ]
+    finally:
+        await runner.close()
+    text = "".join(
+        part.text
+        for event in events
+        if not event.partial and event.content and event.content.parts
+        for part in event.content.parts
+        if part.text and not part.thought
+    )
+    return Turn(events=events, text=text)

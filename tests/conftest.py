@@ -1,0 +1,52 @@
+"""Shared fixtures. litellm must not try to download its cost map: no network here."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import logging  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+from adk_retry.testing import FaultServer  # noqa: E402
+
+API_KEY = "sk-test-SECRET0123456789"
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    """A fresh fault server on a free loopback port."""
+    with FaultServer() as fault_server:
+        yield fault_server
+
+
+@pytest.fixture
+def make_model(server: FaultServer) -> Any:
+    """Build a real ``LiteLlm`` pointed at the fault server.
+
+    The OpenAI SDK's own retries are turned off (``max_retries=0``) unless a
+    test asks for them, so each scripted fault is one upstream request.
+    """
+    from google.adk.models.lite_llm import LiteLlm
+
+    def build(**kwargs: Any) -> LiteLlm:
+        kwargs.setdefault("max_retries", 0)
+        return LiteLlm(model="openai/fault-model", api_base=server.url, api_key=API_KEY, **kwargs)
+
+    return build
+
+
+@pytest.fixture
+def retry_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Capture adk-retry's records at INFO and above."""
+    caplog.set_level(logging.INFO, logger="adk_retry")
+    return caplog
+
+
+def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The formatted messages of adk-retry's records."""
+    return [record.getMessage() for record in caplog.records if record.name.startswith("adk_retry")]
