@@ -9,7 +9,9 @@ missing model message is retried, in each of the three forms it takes.
    :class:`~adk_retry.errors.EmptyResponseError` so the same rule applies.
 3. A choice whose ``message`` is ``null`` makes litellm raise
    ``InternalServerError("... Invalid response object ...")`` although the
-   provider answered 200 (:func:`is_null_message_error`).
+   provider answered 200 (:func:`is_null_message_error`). Likewise, litellm
+   up to 1.83 raises ``APIError("Error building chunks ...")`` at the end of
+   a stream that carried no choice at all (:func:`is_empty_stream_error`).
 
 Exception types from litellm, openai, httpx and google-genai are recognised
 by module and class name along the MRO, so this module never imports those
@@ -28,12 +30,14 @@ if TYPE_CHECKING:
 __all__ = [
     "has_type_named",
     "is_empty_response",
+    "is_empty_stream_error",
     "is_no_message_error",
     "is_null_message_error",
     "seed_default",
 ]
 
 _NULL_MESSAGE_MARK = "Invalid response object"
+_EMPTY_STREAM_MARK = "Error building chunks for logging/streaming usage calculation"
 # google.genai's FinishReason is a str enum; comparing by value avoids an import
 # on the hot path and works with every genai version.
 _ANSWERLESS_FINISH_REASONS = frozenset({None, "STOP", "FINISH_REASON_UNSPECIFIED"})
@@ -83,6 +87,16 @@ def is_null_message_error(exc: BaseException) -> bool:
     return has_type_named(exc, "litellm", "InternalServerError") and _NULL_MESSAGE_MARK in str(exc)
 
 
+def is_empty_stream_error(exc: BaseException) -> bool:
+    """litellm's ``APIError`` for a stream that ended without a single choice (litellm <= 1.83).
+
+    Example:
+        >>> is_empty_stream_error(RuntimeError("Error building chunks for logging/streaming usage calculation"))
+        False
+    """
+    return has_type_named(exc, "litellm", "APIError") and _EMPTY_STREAM_MARK in str(exc)
+
+
 def seed_default(exc: BaseException) -> bool:
     """The default ``retry_on``: a missing model message, in any of its forms.
 
@@ -92,7 +106,7 @@ def seed_default(exc: BaseException) -> bool:
         >>> seed_default(TimeoutError())
         False
     """
-    return is_no_message_error(exc) or is_null_message_error(exc)
+    return is_no_message_error(exc) or is_null_message_error(exc) or is_empty_stream_error(exc)
 
 
 def is_empty_response(response: LlmResponse) -> bool:

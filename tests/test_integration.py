@@ -1,0 +1,293 @@
+"""End to end: Runner + LlmAgent + real LiteLlm + litellm over HTTP to the fault server.
+
+Runs unchanged on google-adk 2.3.0 (empty answers raise "No message in
+response") and on the newest (they come back as empty responses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+from google.adk.agents import Agent, LlmAgent
+
+from adk_retry import (
+    EmptyResponseError,
+    RetryHandler,
+    RetryPolicy,
+    add_retry_capabilities_to_agent,
+    create_retry_callbacks,
+    remove_retry_capabilities,
+)
+from adk_retry.testing import Fault, FaultServer, no_waits
+from adk_retry.testing.turns import run_turn
+from tests.conftest import API_KEY, messages
+
+pytestmark = pytest.mark.e2e
+
+
+def retrying_agent(model: Any, name: str = "assistant", **policy: Any) -> LlmAgent:
+    """The seed's manual integration, in the order that works."""
+    callbacks = create_retry_callbacks(name, **policy)
+    agent = Agent(
+        name=name,
+        model=model,
+        instruction="Answer briefly.",
+        before_model_callback=[callbacks["before_model"]],
+        after_model_callback=[callbacks["after_model"]],
+    )
+    return add_retry_capabilities_to_agent(agent, callbacks["retry_handler"])
+
+
+def sent_messages(server: FaultServer) -> list[str]:
+    return [json.dumps(body["messages"], sort_keys=True) for body in server.requests]
+
+
+async def test_empty_choices_are_retried_until_an_answer(server, make_model, retry_log):
+    agent = retrying_agent(make_model())
+    server.push(Fault.empty_choices(), Fault.empty_choices(), Fault.ok("hello there"))
+    with no_waits():
+        turn = await run_turn(agent, "hi")
+    assert turn.text == "hello there"
+    assert len(server.requests) == 3
+    lines = messages(retry_log)
+    assert "[assistant] Model request failed (attempt 1/4): No message in response. Retrying in" in lines[2]
+    assert "[assistant] Model request failed (attempt 2/4): No message in response. Retrying in" in lines[3]
+    assert lines[-1] == "[assistant] Model request succeeded on attempt 3"
+    assert agent._retry_handler.stats.retries == 2
+
+
+async def test_null_message_is_retried(server, make_model):
+    agent = retrying_agent(make_model())
+    server.push(Fault.null_message(), Fault.ok("fine"))
+    with no_waits():
+        turn = await run_turn(agent)
+    assert turn.text == "fine"
+    assert len(server.requests) == 2
+
+
+async def test_bad_request_is_not_retried_and_propagates_unchanged(server, make_model):
+    import litellm
+
+    agent = retrying_agent(make_model())
+    server.push(Fault.http_error(400, message="bad field"))
+    with no_waits(), pytest.raises(litellm.BadRequestError) as raised:
+        await run_turn(agent)
+    assert len(server.requests) == 1
+    assert raised.value is agent._retry_handler.stats.last_error
+    assert agent._retry_handler.stats.retries == 0
+
+
+async def test_content_filter_answer_is_an_answer_not_emptiness(server, make_model):
+    agent = retrying_agent(make_model())
+    server.push(Fault.finish("content_filter"))
+    with no_waits():
+        await run_turn(agent)
+    assert len(server.requests) == 1
+    assert agent._retry_handler.stats.retries == 0
+
+
+async def test_giving_up_raises_no_message_in_response(server, make_model, retry_log):
+    agent = retrying_agent(make_model())
+    server.push(*Fault.empty_choices().times(4))
+    with no_waits(), pytest.raises(ValueError, match="^No message in response$") as raised:
+        await run_turn(agent)
+    assert len(server.requests) == 4
+    assert messages(retry_log)[-1] == "[assistant] Model request failed after 4 attempts: No message in response"
+    if isinstance(raised.value, EmptyResponseError):  # google-adk >= 2.4
+        assert raised.value.response is not None
+        assert raised.value.response.content is None or not raised.value.response.content.parts
+    assert raised.value is agent._retry_handler.stats.last_error
+
+
+async def test_seed_verification_asserts_hold(make_model):
+    agent = retrying_agent(make_model())
+    assert hasattr(agent, "_retry_handler")
+    assert agent._retry_handler is not None
+    assert "with_retry" in agent.model.generate_content_async.__name__
+    assert hasattr(agent, "_original_generate_content_async")
+
+
+async def test_stream_empty_before_first_chunk_is_retried(server, make_model):
+    agent = retrying_agent(make_model())
+    server.push(Fault.empty_choices(), Fault.ok("streamed answer here", chunks=3))
+    with no_waits():
+        turn = await run_turn(agent, streaming=True)
+    assert turn.text == "streamed answer here"
+    assert len(server.requests) == 2
+    partial_text = "".join(p.text for e in turn.events if e.partial for p in e.content.parts if p.text)
+    assert partial_text == "streamed answer here"
+
+
+async def test_stream_cut_after_chunks_is_not_retried_nor_duplicated(server, make_model):
+    agent = retrying_agent(make_model(), retry_on="all")
+    server.push(Fault.stream_cut(after_chunks=2, text="one two three four"), Fault.ok("never sent"))
+    from google.adk.agents.run_config import RunConfig, StreamingMode
+
+    events: list[Any] = []
+    error: BaseException | None = None
+    try:
+        from google.adk.runners import InMemoryRunner
+        from google.genai import types
+
+        runner = InMemoryRunner(agent=agent, app_name="app")
+        session = await runner.session_service.create_session(app_name="app", user_id="u")
+        async for event in runner.run_async(
+            user_id="u",
+            session_id=session.id,
+            new_message=types.Content(role="user", parts=[types.Part(text="hi")]),
+            run_config=RunConfig(streaming_mode=StreamingMode.SSE),
+        ):
+            events.append(event)
+    except Exception as raised:  # litellm >= 1.84 raises MidStreamFallbackError; 1.83 ends the stream quietly
+        error = raised
+    assert len(server.requests) == 1, "a failure after the first chunk must not be retried"
+    if error is not None:
+        assert error is agent._retry_handler.stats.last_error
+    streamed = [p.text for e in events if e.partial for p in e.content.parts if p.text]
+    assert len(streamed) == len(set(streamed)) == 2
+
+
+async def test_every_attempt_sends_the_same_messages(server, make_model):
+    agent = retrying_agent(make_model())
+    server.push(Fault.empty_choices(), Fault.null_message(), Fault.ok("done"))
+    with no_waits():
+        await run_turn(agent, "the question")
+    sent = sent_messages(server)
+    assert len(sent) == 3
+    assert sent[0] == sent[1] == sent[2]
+
+
+async def test_adding_twice_keeps_one_retry_loop(server, make_model):
+    agent = retrying_agent(make_model())
+    add_retry_capabilities_to_agent(agent, agent._retry_handler)
+    add_retry_capabilities_to_agent(agent, agent._retry_handler)
+    server.push(*Fault.empty_choices().times(10))
+    with no_waits(), pytest.raises(ValueError, match="No message in response"):
+        await run_turn(agent)
+    assert len(server.requests) == 4
+
+
+async def test_one_model_shared_by_two_agents(server, make_model, retry_log):
+    model = make_model()
+    first = retrying_agent(model, name="first")
+    second = retrying_agent(model, name="second", max_retries=1)
+    assert first.model is second.model
+    server.push(Fault.empty_choices(), Fault.ok("a"))
+    server.push(*Fault.empty_choices().times(2))
+    with no_waits():
+        assert (await run_turn(first)).text == "a"
+        with pytest.raises(ValueError, match="No message in response"):
+            await run_turn(second)
+    assert len(server.requests) == 4
+    lines = messages(retry_log)
+    assert "[first] Model request succeeded on attempt 2" in lines
+    assert "[second] Model request failed after 2 attempts: No message in response" in lines
+    assert not any(line.startswith("[first]") and "after 2 attempts" in line for line in lines)
+    assert first._retry_handler.stats.calls == 1
+    assert second._retry_handler.stats.calls == 1
+
+
+async def test_concurrent_sessions_each_log_their_own_attempts(server, make_model, retry_log):
+    agent = retrying_agent(make_model())
+    seen: dict[str, int] = {}
+
+    def script(body: dict[str, Any]) -> Fault:
+        # "fail N" asks for N empty answers before the real one, per session.
+        text = body["messages"][-1]["content"]
+        text = text if isinstance(text, str) else text[0]["text"]
+        seen[text] = seen.get(text, 0) + 1
+        return Fault.empty_choices() if seen[text] <= int(text.split()[1]) else Fault.ok(f"answer to {text}")
+
+    server.set_default(Fault.reply(script)) if hasattr(server, "set_default") else None
+    server.push(*Fault.reply(script).times(40))
+    failures = [i % 3 for i in range(12)]
+    with no_waits():
+        turns = await asyncio.gather(*(run_turn(agent, f"fail {n} #{i}") for i, n in enumerate(failures)))
+    assert [t.text for t in turns] == [f"answer to fail {n} #{i}" for i, n in enumerate(failures)]
+    succeeded = sorted(
+        int(line.rsplit(" ", 1)[1]) for line in messages(retry_log) if "succeeded on attempt" in line
+    )
+    assert succeeded == sorted(n + 1 for n in failures if n)
+    stats = agent._retry_handler.stats
+    assert (stats.calls, stats.retries, stats.successes) == (12, sum(failures), 12)
+
+
+async def test_remove_retry_capabilities_restores_the_model(server, make_model):
+    model = make_model()
+    agent = retrying_agent(model)
+    remove_retry_capabilities(agent)
+    assert "generate_content_async" not in model.__dict__
+    assert model.generate_content_async.__name__ == "generate_content_async"
+    assert not hasattr(agent, "_retry_handler")
+    server.push(Fault.empty_choices(), Fault.ok("never"))
+    try:
+        await run_turn(agent)  # newer ADK: silently empty
+    except ValueError as error:  # google-adk 2.3: raises, unretried
+        assert str(error) == "No message in response"
+    assert len(server.requests) == 1
+
+
+async def test_string_model_is_wrapped_where_adk_resolves_it(server):
+    from google.adk.models.lite_llm import LiteLlm
+    from google.adk.models.registry import LLMRegistry
+
+    LLMRegistry.register(LiteLlm)  # "openai/..." names resolve to LiteLlm
+    agent = LlmAgent(name="named", model="openai/fault-model")
+    add_retry_capabilities_to_agent(agent, RetryHandler(agent_name="named"))
+    resolved = agent.canonical_model
+    assert "with_retry" in resolved.generate_content_async.__name__
+    assert agent.canonical_model is resolved
+    remove_retry_capabilities(agent)
+    assert agent.model == "openai/fault-model"
+
+
+async def test_agent_without_model_or_parent_is_not_given_the_default(server, make_model):
+    child = LlmAgent(name="child", instruction="hi")
+    add_retry_capabilities_to_agent(child, RetryHandler(agent_name="child"))
+    assert child.model == ""
+    parent = LlmAgent(name="parent", model=make_model(), sub_agents=[child])
+    server.push(Fault.empty_choices(), Fault.ok("from parent"))
+    with no_waits():
+        turn = await run_turn(child)
+    assert turn.text == "from parent"
+    assert "with_retry" in parent.model.generate_content_async.__name__
+    assert child._retry_handler.stats.retries == 1
+
+
+async def test_api_key_in_an_error_never_reaches_the_retry_log(server, make_model, caplog):
+    caplog.set_level(logging.DEBUG, logger="adk_retry")
+    agent = retrying_agent(make_model(), retry_on="all", max_retries=1)
+    echo = f"Incorrect API key provided: {API_KEY}. Authorization: Bearer {API_KEY}"
+    server.push(*Fault.http_error(401, message=echo).times(2))
+    with no_waits(), pytest.raises(Exception, match="Incorrect API key"):
+        await run_turn(agent)
+    records = [r for r in caplog.records if r.name.startswith("adk_retry")]
+    assert any("Retrying" in r.getMessage() for r in records)
+    for record in records:
+        rendered = " ".join(
+            [record.getMessage(), str(record.args), record.exc_text or "", *map(str, vars(record).values())]
+        )
+        assert API_KEY not in rendered
+
+
+async def test_policy_max_retries_zero_makes_one_attempt(server, make_model):
+    agent = retrying_agent(make_model(), max_retries=0)
+    server.push(Fault.empty_choices(), Fault.ok("x"))
+    with pytest.raises(ValueError, match="No message in response"):
+        await run_turn(agent)
+    assert len(server.requests) == 1
+
+
+async def test_buffered_stream_mode_yields_only_the_successful_attempt(server, make_model):
+    agent = retrying_agent(make_model(), policy=RetryPolicy(stream_mode="buffer", retry_on="all"))
+    server.push(Fault.stream_cut(after_chunks=2, text="bad bad bad bad"), Fault.ok("good answer", chunks=2))
+    with no_waits():
+        turn = await run_turn(agent, streaming=True)
+    if len(server.requests) == 1:
+        pytest.skip("this litellm ends a cut stream quietly: there is no failed attempt to hide")
+    assert turn.text == "good answer"
+    assert not any("bad" in (p.text or "") for e in turn.events if e.content for p in e.content.parts or [])
