@@ -17,6 +17,7 @@ from adk_retry.callbacks import create_retry_callbacks
 from adk_retry.errors import AdkRetryError, CircuitOpenError, EmptyResponseError
 from adk_retry.handler import RetryHandler
 from adk_retry.integration import add_retry_capabilities_to_agent, remove_retry_capabilities
+from adk_retry.plugin import RetryPlugin
 from adk_retry.policy import LogTemplates, RetryPolicy
 from adk_retry.redact import RedactingFilter, redact
 from adk_retry.stats import RetryStats
@@ -31,6 +32,7 @@ __all__ = [
     "LogTemplates",
     "RedactingFilter",
     "RetryHandler",
+    "RetryPlugin",
     "RetryPolicy",
     "RetryStats",
     "add_retry_capabilities_to_agent",

@@ -28,6 +28,8 @@ class CallState:
     Attributes:
         agent: the calling agent's name.
         handler: the handler that will run the call.
+        owner: who opened the state (a callback pair or a plugin), so only
+            its own after-model callback reports on it.
         attempts: attempts made so far (updated by the wrapper).
         taken: set when a wrapper picked this state up; a stale state (one a
             later call finds still in the context) is never reused.
@@ -41,6 +43,7 @@ class CallState:
 
     agent: str
     handler: RetryHandler
+    owner: object = None
     attempts: int = 0
     taken: bool = False
     reported: bool = False

@@ -16,7 +16,7 @@ from adk_retry.handler import RetryHandler, log_success
 from adk_retry.log import logger
 from adk_retry.policy import RetryPolicy
 
-__all__ = ["RetryCallbacks", "create_retry_callbacks"]
+__all__ = ["RetryCallbacks", "create_retry_callbacks", "report_call"]
 
 RetryCallbacks = dict[str, Any]
 """``{"retry_handler": RetryHandler, "before_model": callable, "after_model": callable}``."""
@@ -78,10 +78,20 @@ def create_retry_callbacks(
     }
 
 
+def report_call(owner: object, llm_response: Any) -> None:
+    """Log the outcome of ``owner``'s current call once, at its first non-partial response."""
+    state = current_call.get()
+    if state is None or state.owner is not owner or state.reported or llm_response.partial:
+        return
+    state.reported = True
+    if state.attempts > 1 and logger.isEnabledFor(logging.INFO):
+        log_success(state.handler, state.agent, state.attempts)
+
+
 def _before_model(agent_name: str, handler: RetryHandler) -> Callable[[Any, Any], None]:
     def before_model(callback_context: Any, llm_request: Any) -> None:
         """Open the per-call state of this model call."""
-        current_call.set(CallState(agent_name, handler))
+        current_call.set(CallState(agent_name, handler, owner=handler))
 
     return before_model
 
@@ -89,11 +99,6 @@ def _before_model(agent_name: str, handler: RetryHandler) -> Callable[[Any, Any]
 def _after_model(handler: RetryHandler) -> Callable[[Any, Any], None]:
     def after_model(callback_context: Any, llm_response: Any) -> None:
         """Log the outcome once, at the call's first non-partial response."""
-        state = current_call.get()
-        if state is None or state.handler is not handler or state.reported or llm_response.partial:
-            return
-        state.reported = True
-        if state.attempts > 1 and logger.isEnabledFor(logging.INFO):
-            log_success(handler, state.agent, state.attempts)
+        report_call(handler, llm_response)
 
     return after_model

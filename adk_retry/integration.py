@@ -174,7 +174,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
     return generate_content_async_with_retry
 
 
-def _resolve(agent: LlmAgent) -> tuple[BaseLlm | None, bool]:
+def resolve(agent: LlmAgent) -> tuple[BaseLlm | None, bool]:
     """The model ``agent`` calls, and whether it must be pinned on the agent.
 
     A model name string, or a model inherited from an ancestor, resolves
@@ -237,7 +237,7 @@ def add_retry_capabilities_to_agent(agent: LlmAgent, retry_handler: RetryHandler
     if agent.__dict__.get("_retry_handler") is not None:
         remove_retry_capabilities(agent)
     object.__setattr__(agent, "_retry_handler", retry_handler)
-    model, pin = _resolve(agent)
+    model, pin = resolve(agent)
     if model is None:
         deferred = _DeferredRetry(agent)
         agent.before_model_callback = [deferred, *_callbacks(agent.before_model_callback)]
@@ -326,7 +326,7 @@ class _DeferredRetry:
         handler = agent.__dict__.get("_retry_handler")
         if handler is None or agent.__dict__.get("_retry_model") is not None:
             return None
-        model, pin = _resolve(agent)
+        model, pin = resolve(agent)
         if model is not None:
             _attach(agent, handler, model, pin)
         return None

@@ -1,0 +1,126 @@
+"""``RetryPlugin``: retry for every LLM agent of an app, with no change to the agents.
+
+``Runner(..., plugins=[RetryPlugin(policy)])`` (or ``App(plugins=[...])``).
+
+How it works, and why it is safe with shared models: a plugin's
+before-model callback runs before ADK looks the agent's model up (2.3 and
+2.13). There the plugin makes sure the model carries adk-retry's wrapper and
+opens the call's state with *this plugin's* handler for the calling agent.
+The wrapper retries only when it finds such a state (or an agent registered
+with :func:`~adk_retry.add_retry_capabilities_to_agent`), so the same model
+object called from another runner, without the plugin, behaves as before.
+
+- Sub-agents, agents with a model name string or an inherited model, and
+  agents created after the runner are all covered, because the work happens
+  per call, not at start-up.
+- An agent that already has retry of its own is left to it: never two loops.
+- ``AgentTool`` runs its agent with the parent's plugins only with
+  ``include_plugins=True`` (ADK's default). With ``include_plugins=False``
+  give that agent retry itself (``add_retry_capabilities_to_agent``).
+- Callbacks never raise: ADK turns a plugin's exception into a
+  ``RuntimeError`` that ends the run, so a failure here is logged and the
+  call goes on without retry.
+- ``await plugin.close()`` (the runner calls it) undoes what the plugin did.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from google.adk.plugins.base_plugin import BasePlugin
+
+from adk_retry.call_state import CallState, current_call
+from adk_retry.callbacks import report_call
+from adk_retry.handler import RetryHandler
+from adk_retry.integration import ModelRetry, install, resolve, uninstall
+from adk_retry.log import logger
+from adk_retry.policy import RetryPolicy
+from adk_retry.stats import RetryStats
+
+if TYPE_CHECKING:
+    from google.adk.agents.callback_context import CallbackContext
+    from google.adk.models.llm_request import LlmRequest
+    from google.adk.models.llm_response import LlmResponse
+
+__all__ = ["RetryPlugin"]
+
+
+class RetryPlugin(BasePlugin):
+    """An ADK plugin that gives every LLM agent of the app retry.
+
+    Args:
+        policy: the policy for every agent (default ``RetryPolicy()``).
+        name: the plugin's name in ADK.
+        **handler_options: passed to each :class:`~adk_retry.RetryHandler`
+            (``sleep``, ``clock``, ``random``).
+
+    Example:
+        >>> from google.adk.agents import LlmAgent
+        >>> from google.adk.runners import InMemoryRunner
+        >>> from adk_retry import RetryPlugin, RetryPolicy
+        >>> agent = LlmAgent(name="root", model="openai/gpt-4o-mini")
+        >>> runner = InMemoryRunner(agent=agent, plugins=[RetryPlugin(RetryPolicy(max_retries=5))])
+    """
+
+    def __init__(self, policy: RetryPolicy | None = None, *, name: str = "adk_retry", **handler_options: Any) -> None:
+        super().__init__(name=name)
+        self.policy = policy if policy is not None else RetryPolicy()
+        self._handler_options = handler_options
+        self._handlers: dict[str, RetryHandler] = {}
+        self._models: dict[int, ModelRetry] = {}
+        self._pinned: list[tuple[Any, Any]] = []
+
+    def handler(self, agent_name: str) -> RetryHandler:
+        """The handler this plugin uses for ``agent_name`` (made on first use)."""
+        handler = self._handlers.get(agent_name)
+        if handler is None:
+            handler = self._handlers[agent_name] = RetryHandler(
+                self.policy, agent_name=agent_name, **self._handler_options
+            )
+        return handler
+
+    @property
+    def stats(self) -> dict[str, RetryStats]:
+        """Statistics per agent name, for the agents this plugin has run."""
+        return {name: handler.stats for name, handler in self._handlers.items()}
+
+    async def before_model_callback(
+        self, *, callback_context: CallbackContext, llm_request: LlmRequest
+    ) -> LlmResponse | None:
+        """Wrap the calling agent's model if needed and open this call's state."""
+        try:
+            agent = callback_context._invocation_context.agent
+            if agent.__dict__.get("_retry_handler") is not None:
+                return None  # the agent has retry of its own
+            model, pin = resolve(agent)
+            if model is None:
+                return None  # ADK's default model: not ours to pin
+            if pin:
+                self._pinned.append((agent, agent.model))
+                agent.model = model
+            retry = install(model)
+            self._models.setdefault(id(model), retry)
+            current_call.set(CallState(agent.name, self.handler(agent.name), owner=self))
+        except Exception:  # never end the user's run because of the retry layer
+            logger.warning("RetryPlugin could not enable retry for this model call", exc_info=True)
+        return None
+
+    async def after_model_callback(
+        self, *, callback_context: CallbackContext, llm_response: LlmResponse
+    ) -> LlmResponse | None:
+        """Log the outcome once per model call."""
+        try:
+            report_call(self, llm_response)
+        except Exception:
+            logger.warning("RetryPlugin could not report on this model call", exc_info=True)
+        return None
+
+    async def close(self) -> None:
+        """Undo what this plugin did: unwrap the models no one else uses, unpin agents."""
+        for retry in self._models.values():
+            if not retry.handlers:
+                uninstall(retry)
+        self._models.clear()
+        for agent, original in reversed(self._pinned):
+            agent.model = original
+        self._pinned.clear()
