@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 
 from adk_retry import clock
 from adk_retry.call_state import CallState
-from adk_retry.log import emit
+from adk_retry.log import describe, emit
 from adk_retry.policy import RetryPolicy
-from adk_retry.redact import redact
 from adk_retry.stats import RetryStats
 
 __all__ = ["RetryCall", "RetryHandler"]
@@ -175,7 +174,7 @@ class RetryCall:
             "agent": self.agent,
             "attempt": self.attempt,
             "max_attempts": self.handler.policy.max_attempts,
-            "error": redact(str(exc)) or type(exc).__name__,
+            "error": describe(exc),
             "error_type": type(exc).__name__,
         }
         fields.update(more)

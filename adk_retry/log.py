@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from adk_retry.redact import RedactingFilter
+from adk_retry.redact import RedactingFilter, redact
 
-__all__ = ["emit", "logger"]
+__all__ = ["describe", "emit", "logger"]
 
 logger = logging.getLogger("adk_retry")
 logger.addFilter(RedactingFilter())
+
+_MAX_ERROR_TEXT = 300
 
 _EXTRA_KEYS = ("agent", "attempt", "max_attempts", "delay", "error_type", "reason")
 
@@ -33,3 +35,22 @@ def emit(level: int, templates: tuple[str, ...], fields: dict[str, Any]) -> None
     extra = {key: fields[key] for key in _EXTRA_KEYS if key in fields}
     for template in templates:
         logger.log(level, template, fields, extra=extra)
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line, redacted, bounded text for ``exc``, for a log line.
+
+    litellm puts whole tracebacks and response dumps into its messages; a
+    retry line needs only the first sentence of it.
+
+    Example:
+        >>> describe(ValueError("No message in response"))
+        'No message in response'
+        >>> describe(RuntimeError("Invalid response object Traceback (most recent call last): ..."))
+        'Invalid response object'
+    """
+    text = str(exc).split(" Traceback (most recent call last)", 1)[0].strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
+    if len(text) > _MAX_ERROR_TEXT:
+        text = text[: _MAX_ERROR_TEXT - 3] + "..."
+    return redact(text)
