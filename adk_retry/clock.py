@@ -3,12 +3,15 @@
 A handler takes its ``sleep``, ``clock`` and ``random`` from here unless it is
 given its own. :func:`adk_retry.testing.no_waits` flips the process-wide
 switch below, in the spirit of ``stamina.set_testing``: delays are still
-computed, logged and counted, but nothing sleeps.
+computed, logged and counted, but nothing sleeps. ``ADK_RETRY_NO_WAITS=1`` in
+the environment starts a process with the switch off, for tests that run a
+script in a subprocess.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random as _random
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +30,7 @@ default_sleep: Sleep = asyncio.sleep
 default_clock: Clock = time.monotonic
 default_random: Random = _random.random
 
-_waits = [True]
+_waits = [os.environ.get("ADK_RETRY_NO_WAITS") != "1"]
 
 
 def waits_enabled() -> bool:

@@ -1,0 +1,72 @@
+"""The plugin on a multi-agent app: a coordinator, a sub-agent and an AgentTool.
+
+No agent is touched: ``RetryPlugin`` gives every one of them retry. Runs
+against the fault server (the scripted model calls the research tool,
+transfers to the writer, and fails with empty answers along the way) unless
+ADK_RETRY_MODEL names a real LiteLLM model.
+
+    python examples/plugin_app.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from google.adk.agents import LlmAgent  # noqa: E402
+from google.adk.models.lite_llm import LiteLlm  # noqa: E402
+from google.adk.tools.agent_tool import AgentTool  # noqa: E402
+
+from adk_retry import RetryPlugin, RetryPolicy  # noqa: E402
+from adk_retry.testing import Fault, FaultServer  # noqa: E402
+from adk_retry.testing.turns import run_turn  # noqa: E402
+
+SCRIPT = (
+    Fault.tool_call("researcher", {"request": "What is adk-retry?"}),
+    Fault.empty_choices(),  # the researcher, inside the AgentTool
+    Fault.ok("A retry layer for ADK model calls."),
+    Fault.empty_choices(),  # the coordinator, after the tool
+    Fault.tool_call("transfer_to_agent", {"agent_name": "writer"}),
+    Fault.empty_choices(),  # the writer
+    Fault.ok("adk-retry keeps ADK agents answering when their models fail."),
+)
+
+
+def build_app(model: LiteLlm) -> LlmAgent:
+    """A coordinator with a writer sub-agent (inheriting its model) and a researcher tool."""
+    researcher = LlmAgent(name="researcher", model=model, instruction="Answer research questions briefly.")
+    writer = LlmAgent(name="writer", instruction="Write the final answer in one sentence.")
+    return LlmAgent(
+        name="coordinator",
+        model=model,
+        instruction="Use the researcher tool, then transfer to the writer.",
+        sub_agents=[writer],
+        tools=[AgentTool(agent=researcher)],
+    )
+
+
+async def main() -> str:
+    """Run one turn of the app under the plugin and print per-agent statistics."""
+    real_model = os.environ.get("ADK_RETRY_MODEL")
+    with contextlib.ExitStack() as stack:
+        if real_model:
+            model = LiteLlm(model=real_model)
+        else:
+            server = stack.enter_context(FaultServer(*SCRIPT))
+            model = LiteLlm(model="openai/plugin-app", api_base=server.url, api_key="sk-fake")
+        plugin = RetryPlugin(RetryPolicy(base_delay=0.2))
+        turn = await run_turn(build_app(model), "Explain adk-retry.", plugins=[plugin])
+        print(f"answer: {turn.text}")
+        for agent_name, stats in sorted(plugin.stats.items()):
+            print(f"{agent_name}: calls={stats.calls} retries={stats.retries}")
+        return turn.text
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s - %(message)s", stream=sys.stdout)
+    asyncio.run(main())
