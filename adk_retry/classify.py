@@ -54,10 +54,7 @@ def has_type_named(exc: BaseException, module_prefix: str, *names: str) -> bool:
         >>> has_type_named(KeyError(), "builtins", "IndexError")
         False
     """
-    for cls in type(exc).__mro__:
-        if cls.__name__ in names and cls.__module__.startswith(module_prefix):
-            return True
-    return False
+    return any(cls.__name__ in names and cls.__module__.startswith(module_prefix) for cls in type(exc).__mro__)
 
 
 def is_no_message_error(exc: BaseException) -> bool:

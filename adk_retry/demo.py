@@ -13,17 +13,17 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-from adk_retry.policy import RetryPolicy  # noqa: E402
-from adk_retry.testing import Fault, FaultServer  # noqa: E402
+from adk_retry.policy import RetryPolicy
+from adk_retry.testing import Fault, FaultServer
 
 __all__ = ["DEMO_POLICY", "run_demo"]
 
@@ -47,6 +47,11 @@ def _answer_from_tool_result(body: dict[str, Any]) -> Fault:
     return Fault.ok(f"The workspace holds {len(names)} files: {', '.join(names)}. Nothing was changed.")
 
 
+def _fill(workspace: Path) -> None:
+    for name, text in _FILES.items():
+        (workspace / name).write_text(text)
+
+
 def demo_script() -> list[Fault]:
     """The faults, in the order the agent's model calls meet them."""
     return [
@@ -68,8 +73,7 @@ async def run_demo(*, echo: Any = print) -> dict[str, Any]:
 
     litellm.suppress_debug_info = True  # its "Give Feedback" banner is noise here
     with tempfile.TemporaryDirectory(prefix="adk-retry-demo-") as workspace, FaultServer(*demo_script()) as server:
-        for name, text in _FILES.items():
-            Path(workspace, name).write_text(text)
+        _fill(Path(workspace))
         model = LiteLlm(model="openai/demo-model", api_base=server.url, api_key="sk-demo-not-a-real-key")
         agent = create_enhanced_software_engineer_agent(model, workspace=workspace, retry_policy=DEMO_POLICY)
         echo(f"fault server: {server.url} ({server.pending} scripted answers)")
@@ -80,7 +84,7 @@ async def run_demo(*, echo: Any = print) -> dict[str, Any]:
         for call in turn.function_calls:
             echo(f"tool call: {call.name}({json.dumps(call.args)})")
         echo(f"agent: {turn.text}")
-        stats = agent._retry_handler.stats
+        stats = agent.__dict__["_retry_handler"].stats
         summary = {
             "model calls": stats.calls,
             "attempts": stats.attempts,

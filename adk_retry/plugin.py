@@ -87,11 +87,16 @@ class RetryPlugin(BasePlugin):
     async def before_model_callback(
         self, *, callback_context: CallbackContext, llm_request: LlmRequest
     ) -> LlmResponse | None:
-        """Wrap the calling agent's model if needed and open this call's state."""
+        """Wrap the calling agent's model if needed and open this call's state.
+
+        An agent with retry of its own is left to it.
+        """
         try:
+            from google.adk.agents.llm_agent import LlmAgent
+
             agent = callback_context._invocation_context.agent
-            if agent.__dict__.get("_retry_handler") is not None:
-                return None  # the agent has retry of its own
+            if not isinstance(agent, LlmAgent) or agent.__dict__.get("_retry_handler") is not None:
+                return None
             model, pin = resolve(agent)
             if model is None:
                 return None  # ADK's default model: not ours to pin

@@ -49,6 +49,7 @@ class RetryStats:
             >>> RetryStats(calls=2).as_dict()["calls"]
             2
         """
+        error = self.last_error
         return {
             "calls": self.calls,
             "attempts": self.attempts,
@@ -57,5 +58,5 @@ class RetryStats:
             "failures": self.failures,
             "slept": round(self.slept, 6),
             "errors": dict(self.errors),
-            "last_error": None if self.last_error is None else redact(f"{type(self.last_error).__name__}: {self.last_error}"),
+            "last_error": None if error is None else redact(f"{type(error).__name__}: {error}"),
         }

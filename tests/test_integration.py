@@ -7,6 +7,7 @@ response") and on the newest (they come back as empty responses).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -93,7 +94,7 @@ async def test_content_filter_answer_is_an_answer_not_emptiness(server, make_mod
 async def test_giving_up_raises_no_message_in_response(server, make_model, retry_log):
     agent = retrying_agent(make_model())
     server.push(*Fault.empty_choices().times(4))
-    with no_waits(), pytest.raises(ValueError, match="^No message in response$") as raised:
+    with no_waits(), pytest.raises(ValueError, match=r"^No message in response$") as raised:
         await run_turn(agent)
     assert len(server.requests) == 4
     assert messages(retry_log)[-1] == "[assistant] Model request failed after 4 attempts: No message in response"
@@ -224,10 +225,9 @@ async def test_remove_retry_capabilities_restores_the_model(server, make_model):
     assert model.generate_content_async.__name__ == "generate_content_async"
     assert not hasattr(agent, "_retry_handler")
     server.push(Fault.empty_choices(), Fault.ok("never"))
-    try:
-        await run_turn(agent)  # newer ADK: silently empty
-    except ValueError as error:  # google-adk 2.3: raises, unretried
-        assert str(error) == "No message in response"
+    # Newer ADK: silently empty; google-adk 2.3 raises, unretried.
+    with contextlib.suppress(ValueError):
+        await run_turn(agent)
     assert len(server.requests) == 1
 
 

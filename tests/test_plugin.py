@@ -30,7 +30,7 @@ def app(model, *, string_model: str | None = None) -> tuple[LlmAgent, LlmAgent, 
 
 
 async def test_plugin_retries_sub_agents_and_agent_tools(server, make_model, retry_log):
-    coordinator, helper, _ = app(make_model())
+    coordinator, _, _ = app(make_model())
     plugin = RetryPlugin()
     server.push(
         Fault.tool_call("researcher", {"request": "look it up"}),

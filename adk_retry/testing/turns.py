@@ -51,7 +51,7 @@ async def run_turn(
         >>> # turn = await run_turn(agent, "list the files", streaming=True)
         >>> # turn.text
     """
-    from google.adk.agents.run_config import RunConfig, StreamingMode
+    from google.adk.agents.run_config import RunConfig, StreamingMode  # type: ignore[attr-defined,unused-ignore]
     from google.adk.runners import InMemoryRunner
     from google.genai import types
 
