@@ -49,7 +49,7 @@ def base_delay_for(
         try:
             delay = base * multiplier**failed_attempt
         except OverflowError:
-            return cap
+            return cap if base > 0 else 0.0
     return min(delay, cap)
 
 

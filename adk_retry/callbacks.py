@@ -21,15 +21,15 @@ __all__ = ["RetryCallbacks", "create_retry_callbacks", "report_call"]
 RetryCallbacks = dict[str, Any]
 """``{"retry_handler": RetryHandler, "before_model": callable, "after_model": callable}``."""
 
-_SEED_DEFAULTS = {"max_retries": 3, "base_delay": 1.0, "max_delay": 8.0, "backoff_multiplier": 2.0}
+_SEED_ARGUMENTS = ("max_retries", "base_delay", "max_delay", "backoff_multiplier")
 
 
 def create_retry_callbacks(
     agent_name: str,
-    max_retries: int = 3,
-    base_delay: float = 1.0,
-    max_delay: float = 8.0,
-    backoff_multiplier: float = 2.0,
+    max_retries: int | None = None,
+    base_delay: float | None = None,
+    max_delay: float | None = None,
+    backoff_multiplier: float | None = None,
     *,
     policy: RetryPolicy | None = None,
     **more_policy: Any,
@@ -37,7 +37,8 @@ def create_retry_callbacks(
     """Build a retry handler and the two model callbacks for one agent.
 
     Returns a dict with exactly the keys ``"retry_handler"``,
-    ``"before_model"`` and ``"after_model"``. Any other
+    ``"before_model"`` and ``"after_model"``. The seed's four arguments
+    default to the seed's values (3 retries, 1.0 s, 8.0 s, ×2.0); any other
     :class:`~adk_retry.RetryPolicy` field can be passed by name
     (``jitter=0.1``, ``retry_on="transient"``, ...), or a whole ``policy``;
     arguments given explicitly override the policy's fields.
@@ -57,8 +58,8 @@ def create_retry_callbacks(
     """
     explicit = {
         name: value
-        for name, value in zip(_SEED_DEFAULTS, (max_retries, base_delay, max_delay, backoff_multiplier), strict=True)
-        if policy is None or value != _SEED_DEFAULTS[name]
+        for name, value in zip(_SEED_ARGUMENTS, (max_retries, base_delay, max_delay, backoff_multiplier), strict=True)
+        if value is not None
     }
     fields = {**(dict(policy) if policy is not None else {}), **explicit, **more_policy}
     retry_policy = RetryPolicy(**fields)

@@ -34,7 +34,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(
             r"(?i)\b(authorization|proxy-authorization|x-api-key|api[-_]?key|x-goog-api-key|"
-            r"access[-_]?token|secret[-_]?key|token)(\"?\s*[:=]\s*\"?)(bearer\s+|basic\s+)?[^\s\"',;&}]+"
+            r"access[-_]?token|secret[-_]?key|token)(['\"]?\s*[:=]\s*['\"]?)(bearer\s+|basic\s+)?[^\s\"',;&}]+"
         ),
         r"\1\2\3" + REDACTED,
     ),
@@ -64,8 +64,8 @@ def redact(text: str) -> str:
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
-    if isinstance(value, BaseException):
-        # Formatting an exception would print its (secret-bearing) message.
+    if isinstance(value, (BaseException, Mapping, list, tuple, set)):
+        # Formatting these would print what they hold (a message, headers) unredacted.
         return redact(str(value))
     return value
 

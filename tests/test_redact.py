@@ -1,0 +1,185 @@
+"""Redaction of API keys and auth headers, in strings, log records and the handler's logs."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+
+from adk_retry.handler import RetryHandler
+from adk_retry.policy import RetryPolicy
+from adk_retry.redact import REDACTED, RedactingFilter, redact
+
+SECRET_KEY = "sk-test-SECRET0123456789"
+SECRET_TOKEN = "abcdef123456"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("Incorrect API key provided: sk-abcdef1234567890", "sk-abcdef1234567890"),
+        ("key sk-proj-Ab12Cd34Ef56Gh78 refused", "sk-proj-Ab12Cd34Ef56Gh78"),
+        ("anthropic sk-ant-api03-Zx9Yw8Vu7Ts6 invalid", "sk-ant-api03-Zx9Yw8Vu7Ts6"),
+        ("google key AIzaSyA1234567890abcdefghijklmnop rejected", "AIzaSyA1234567890abcdefghijklmnop"),
+        ("sent Bearer abcdefgh12345678", "abcdefgh12345678"),
+        ("Authorization: Bearer abcdef123456", "abcdef123456"),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        ("authorization=tok3n-value", "tok3n-value"),
+        ("url?api_key=hunter2&model=x", "hunter2"),
+        ("api-key: azure0123456789", "azure0123456789"),
+        ("x-api-key: anthropicsecret99", "anthropicsecret99"),
+        ('{"api_key": "jsonsecret42"}', "jsonsecret42"),
+        ("x-goog-api-key: goog-secret-1", "goog-secret-1"),
+    ],
+)
+def test_secret_is_replaced(text: str, secret: str) -> None:
+    redacted = redact(text)
+    assert secret not in redacted
+    assert REDACTED in redacted
+
+
+def test_replacement_keeps_surrounding_text() -> None:
+    assert redact("Incorrect API key provided: sk-proj-abc123def456") == "Incorrect API key provided: [REDACTED]"
+    assert redact("Authorization: Bearer abcdefgh12345") == "Authorization: Bearer [REDACTED]"
+    assert redact("url?api_key=hunter2&model=x") == "url?api_key=[REDACTED]&model=x"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No message in response",
+        "HTTP 503",
+        "max_tokens=5",
+        "Rate limit reached for tokens per min",
+        "litellm.InternalServerError: Invalid response object",
+        "task-queue overloaded; disk-full",
+        "",
+    ],
+)
+def test_ordinary_text_is_untouched(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_python_dict_repr_header_is_redacted() -> None:
+    text = "headers={'api-key': '0123456789abcdef0123456789abcdef', 'x-api-key': 'anthropicsecret99'}"
+    redacted = redact(text)
+    assert "0123456789abcdef0123456789abcdef" not in redacted
+    assert "anthropicsecret99" not in redacted
+
+
+# --- RedactingFilter -----------------------------------------------------------
+
+
+def make_record(msg: object, args: object = None, exc_info: object = None) -> logging.LogRecord:
+    return logging.LogRecord("test", logging.ERROR, __file__, 1, msg, args, exc_info)  # type: ignore[arg-type]
+
+
+def test_filter_keeps_the_record() -> None:
+    assert RedactingFilter().filter(make_record("plain")) is True
+
+
+def test_filter_scrubs_msg() -> None:
+    record = make_record(f"refused {SECRET_KEY}")
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "refused [REDACTED]"
+
+
+def test_filter_scrubs_exception_used_as_msg() -> None:
+    record = make_record(RuntimeError(f"refused {SECRET_KEY}"))
+    RedactingFilter().filter(record)
+    assert SECRET_KEY not in record.getMessage()
+
+
+def test_filter_scrubs_tuple_args() -> None:
+    record = make_record("%s failed: %s (%d)", ("call", f"key {SECRET_KEY}", 401))
+    RedactingFilter().filter(record)
+    assert record.args == ("call", "key [REDACTED]", 401)
+    assert record.getMessage() == "call failed: key [REDACTED] (401)"
+
+
+def test_filter_scrubs_exception_in_tuple_args() -> None:
+    record = make_record("error: %s", (ValueError(f"bad key {SECRET_KEY}"),))
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "error: bad key [REDACTED]"
+
+
+def test_filter_scrubs_mapping_args() -> None:
+    record = make_record("%(agent)s: %(error)s", ({"agent": "a", "error": f"Authorization: Bearer {SECRET_TOKEN}"},))
+    RedactingFilter().filter(record)
+    assert record.args == {"agent": "a", "error": "Authorization: Bearer [REDACTED]"}
+    assert SECRET_TOKEN not in record.getMessage()
+
+
+def test_filter_scrubs_container_in_tuple_args() -> None:
+    record = make_record("request %s to %s", ({"api_key": SECRET_KEY}, "openai"))
+    RedactingFilter().filter(record)
+    assert SECRET_KEY not in record.getMessage()
+
+
+def test_filter_scrubs_extra_string_fields() -> None:
+    record = make_record("hello")
+    record.detail = f"x-api-key: {SECRET_TOKEN}"
+    record.count = 3
+    RedactingFilter().filter(record)
+    assert record.detail == "x-api-key: [REDACTED]"
+    assert record.count == 3
+
+
+def test_filter_scrubs_exc_info_traceback() -> None:
+    try:
+        raise RuntimeError(f"Incorrect API key provided: {SECRET_KEY}")
+    except RuntimeError:
+        record = make_record("call failed", exc_info=sys.exc_info())
+    RedactingFilter().filter(record)
+    assert record.exc_info is None
+    assert record.exc_text is not None
+    assert "RuntimeError: Incorrect API key provided: [REDACTED]" in record.exc_text
+    assert "Traceback" in record.exc_text
+    formatted = logging.Formatter().format(record)
+    assert SECRET_KEY not in formatted
+    assert "call failed" in formatted
+
+
+def test_filter_scrubs_existing_exc_text() -> None:
+    record = make_record("x")
+    record.exc_text = f"Traceback ...\nValueError: {SECRET_KEY}"
+    RedactingFilter().filter(record)
+    assert record.exc_text == "Traceback ...\nValueError: [REDACTED]"
+
+
+def test_adk_retry_logger_has_the_filter() -> None:
+    assert any(isinstance(f, RedactingFilter) for f in logging.getLogger("adk_retry").filters)
+
+
+# --- end to end through the handler ----------------------------------------------------
+
+
+async def test_handler_logs_never_contain_the_secret(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="adk_retry")
+    message = f"Incorrect API key provided: {SECRET_KEY}. Request headers: Authorization: Bearer {SECRET_TOKEN}"
+
+    async def model_call() -> str:
+        raise PermissionError(message)
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    handler = RetryHandler(RetryPolicy(retry_on="all", max_retries=2), sleep=no_sleep, random=lambda: 0.5)
+    with pytest.raises(PermissionError):
+        await handler(model_call)
+
+    records = [r for r in caplog.records if r.name.startswith("adk_retry")]
+    assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING, logging.ERROR]
+    for record in records:
+        texts = [record.getMessage(), repr(record.args), record.exc_text or ""]
+        texts += [repr(value) for value in vars(record).values()]
+        for text in texts:
+            assert SECRET_KEY not in text
+            assert SECRET_TOKEN not in text
+    assert "Incorrect API key provided: [REDACTED]" in records[0].getMessage()
+    assert "Authorization: Bearer [REDACTED]" in records[-1].getMessage()
+    # The handler does not alter the exception it re-raises.
+    assert handler.stats.last_error is not None
+    assert SECRET_KEY in str(handler.stats.last_error)
+    assert SECRET_KEY not in str(handler.stats.as_dict())
