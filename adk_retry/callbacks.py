@@ -38,7 +38,7 @@ def create_retry_callbacks(
 
     Returns a dict with exactly the keys ``"retry_handler"``,
     ``"before_model"`` and ``"after_model"``. The seed's four arguments
-    default to the seed's values (3 retries, 1.0 s, 8.0 s, ×2.0); any other
+    default to the seed's values (3 retries, 1.0 s, 8.0 s, multiplier 2.0); any other
     :class:`~adk_retry.RetryPolicy` field can be passed by name
     (``jitter=0.1``, ``retry_on="transient"``, ...), or a whole ``policy``;
     arguments given explicitly override the policy's fields.

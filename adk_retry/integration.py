@@ -17,7 +17,6 @@ one: see :func:`add_retry_capabilities_to_agent` for what it guarantees.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -325,9 +324,9 @@ class _DeferredRetry:
         agent = self.agent
         handler = agent.__dict__.get("_retry_handler")
         if handler is None or agent.__dict__.get("_retry_model") is not None:
-            return None
+            return
         model, pin = resolve(agent)
         if model is not None:
             _attach(agent, handler, model, pin)
-        return None
+        return
 

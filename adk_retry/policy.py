@@ -14,7 +14,7 @@ naming the field, never later as a hang or a silent default::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeAlias, Union
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
@@ -26,8 +26,8 @@ __all__ = ["LogTemplates", "Predicate", "RetryOn", "RetryPolicy", "StreamMode"]
 Predicate: TypeAlias = Callable[[BaseException], bool]
 """A function that says whether an exception is worth another attempt."""
 
-RetryOnItem: TypeAlias = Union[str, type[BaseException], Predicate]
-RetryOn: TypeAlias = Union[RetryOnItem, tuple[RetryOnItem, ...]]
+RetryOnItem: TypeAlias = str | type[BaseException] | Predicate
+RetryOn: TypeAlias = RetryOnItem | tuple[RetryOnItem, ...]
 """What ``retry_on`` accepts: a preset name, an exception type, a predicate, or a tuple of them."""
 
 StreamMode = Literal["pass_through", "buffer"]

@@ -18,13 +18,13 @@ import sys
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from google.adk.agents import LlmAgent  # noqa: E402
-from google.adk.models.lite_llm import LiteLlm  # noqa: E402
-from google.adk.tools.agent_tool import AgentTool  # noqa: E402
+from google.adk.agents import LlmAgent
+from google.adk.models.lite_llm import LiteLlm
+from google.adk.tools.agent_tool import AgentTool
 
-from adk_retry import RetryPlugin, RetryPolicy  # noqa: E402
-from adk_retry.testing import Fault, FaultServer  # noqa: E402
-from adk_retry.testing.turns import run_turn  # noqa: E402
+from adk_retry import RetryPlugin, RetryPolicy
+from adk_retry.testing import Fault, FaultServer
+from adk_retry.testing.turns import run_turn
 
 SCRIPT = (
     Fault.tool_call("researcher", {"request": "What is adk-retry?"}),

@@ -17,12 +17,12 @@ import sys
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from google.adk.agents import Agent  # noqa: E402
-from google.adk.models.lite_llm import LiteLlm  # noqa: E402
+from google.adk.agents import Agent
+from google.adk.models.lite_llm import LiteLlm
 
-from adk_retry import RetryHandler, add_retry_capabilities_to_agent  # noqa: E402
-from adk_retry.testing import Fault, FaultServer  # noqa: E402
-from adk_retry.testing.turns import run_turn  # noqa: E402
+from adk_retry import RetryHandler, add_retry_capabilities_to_agent
+from adk_retry.testing import Fault, FaultServer
+from adk_retry.testing.turns import run_turn
 
 
 async def main() -> str:

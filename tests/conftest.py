@@ -6,13 +6,13 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import logging  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
+import logging
+from collections.abc import Iterator
+from typing import Any
 
-import pytest  # noqa: E402
+import pytest
 
-from adk_retry.testing import FaultServer  # noqa: E402
+from adk_retry.testing import FaultServer
 
 API_KEY = "sk-test-SECRET0123456789"
 
