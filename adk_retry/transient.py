@@ -303,8 +303,9 @@ def status_code(exc: BaseException) -> int | None:
 
     Looked up in order: ``exc.status_code`` (litellm, openai), ``exc.code``
     (google-genai, urllib), ``exc.response.status_code`` (httpx), and
-    ``exc.status`` (aiohttp). Only integers from 100 to 599 count, so a
-    WebSocket close code or an error name is ignored.
+    ``exc.status`` (aiohttp). Only codes from 100 to 599 count, as an int or
+    a three-digit string (litellm puts ``"429"`` in ``code``), so a WebSocket
+    close code or an error name such as ``"rate_limit_exceeded"`` is ignored.
 
     Example:
         >>> class GenaiLikeError(Exception):

@@ -1,0 +1,5 @@
+"""The software-engineer agent as an ADK app: ``adk run examples/software_engineer``."""
+
+from . import agent
+
+__all__ = ["agent"]

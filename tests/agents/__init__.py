@@ -1,0 +1,1 @@
+"""Tests of the ready-made agents in ``adk_retry.agents``."""
