@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from adk_retry import clock
 from adk_retry.call_state import CallState
+from adk_retry.hints import retry_after
 from adk_retry.log import describe, emit
 from adk_retry.policy import RetryPolicy
 from adk_retry.stats import RetryStats
@@ -107,12 +108,14 @@ class RetryCall:
     Not created directly: :meth:`RetryHandler.begin` makes one per call.
     """
 
-    __slots__ = ("agent", "attempt", "handler", "observer")
+    __slots__ = ("agent", "attempt", "handler", "observer", "started")
 
     def __init__(self, handler: RetryHandler, agent: str) -> None:
         self.handler = handler
         self.agent = agent
         self.attempt = 0
+        # Read the clock only when a deadline needs it: the success path stays free of it.
+        self.started = (handler.clock or clock.default_clock)() if handler.policy.timeout is not None else 0.0
         # Mirrors the attempt number for after-model callbacks, which run in
         # another context and cannot see this object (see call_state).
         self.observer: CallState | None = None
@@ -142,13 +145,30 @@ class RetryCall:
             stats.failures += 1
             return None
         if self.attempt >= policy.max_attempts:
-            stats.failures += 1
-            emit(logging.ERROR, policy.log_templates.gave_up, self._fields(exc, attempts=self.attempt))
-            return None
-        delay = policy.delay(self.attempt - 1, (handler.random or clock.default_random)())
+            return self._give_up(exc, "attempts exhausted")
+        u = (handler.random or clock.default_random)()
+        hint = retry_after(exc)
+        if hint is None:
+            delay = policy.delay(self.attempt - 1, u)
+            reason = "backoff"
+        elif hint > policy.max_hint_delay:
+            return self._give_up(exc, f"server asked to wait {hint:g}s, over max_hint_delay")
+        else:
+            delay = hint + min(1.0, 0.1 * hint) * u
+            reason = f"server asked to wait {hint:g}s"
+        if policy.timeout is not None:
+            left = policy.timeout - ((handler.clock or clock.default_clock)() - self.started)
+            if delay >= left:
+                return self._give_up(exc, f"deadline: {max(left, 0.0):.2f}s left, retry needs {delay:.2f}s")
         stats.retries += 1
-        emit(logging.WARNING, policy.log_templates.retrying, self._fields(exc, delay=delay))
+        emit(logging.WARNING, policy.log_templates.retrying, self._fields(exc, delay=delay, reason=reason))
         return delay
+
+    def _give_up(self, exc: BaseException, reason: str) -> None:
+        self.handler.stats.failures += 1
+        fields = self._fields(exc, attempts=self.attempt, reason=reason)
+        emit(logging.ERROR, self.handler.policy.log_templates.gave_up, fields)
+        return None
 
     def gave_up(self, exc: BaseException) -> None:
         """Count a failure that came after output was yielded: never retried."""

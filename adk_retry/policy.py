@@ -96,6 +96,14 @@ class RetryPolicy(BaseModel):
             be spliced into one answer. ``"buffer"`` holds each attempt's
             chunks until it succeeds: all-or-nothing, at the cost of the time
             to the first chunk.
+        max_hint_delay: the longest wait a server may ask for (``Retry-After``,
+            ``retry-after-ms``, Google ``RetryInfo``, "retry in 53s"). A hint
+            is used instead of the computed delay (plus up to 10 % jitter); a
+            longer hint gives up at once with the original error, as the
+            OpenAI SDK does above 120 s.
+        timeout: a total time budget for one model call, attempts and sleeps
+            included; no retry starts whose wait would not end in time.
+            None (the default) means no budget.
         log_templates: the log lines, see :class:`LogTemplates`.
 
     Example:
@@ -118,6 +126,8 @@ class RetryPolicy(BaseModel):
     backoff: Backoff = "exponential"
     retry_on: RetryOn = "default"
     stream_mode: StreamMode = "pass_through"
+    max_hint_delay: float = Field(default=120.0, ge=0.0, allow_inf_nan=False)
+    timeout: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     log_templates: LogTemplates = LogTemplates()
 
     _predicate: Predicate = PrivateAttr(default_factory=lambda: classify.seed_default)
