@@ -145,21 +145,24 @@ class RetryCall:
             stats.failures += 1
             return None
         if self.attempt >= policy.max_attempts:
-            return self._give_up(exc, "attempts exhausted")
+            self._give_up(exc, "attempts exhausted")
+            return None
         u = (handler.random or clock.default_random)()
         hint = retry_after(exc)
         if hint is None:
             delay = policy.delay(self.attempt - 1, u)
             reason = "backoff"
         elif hint > policy.max_hint_delay:
-            return self._give_up(exc, f"server asked to wait {hint:g}s, over max_hint_delay")
+            self._give_up(exc, f"server asked to wait {hint:g}s, over max_hint_delay")
+            return None
         else:
             delay = hint + min(1.0, 0.1 * hint) * u
             reason = f"server asked to wait {hint:g}s"
         if policy.timeout is not None:
             left = policy.timeout - ((handler.clock or clock.default_clock)() - self.started)
             if delay >= left:
-                return self._give_up(exc, f"deadline: {max(left, 0.0):.2f}s left, retry needs {delay:.2f}s")
+                self._give_up(exc, f"deadline: {max(left, 0.0):.2f}s left, retry needs {delay:.2f}s")
+                return None
         stats.retries += 1
         emit(logging.WARNING, policy.log_templates.retrying, self._fields(exc, delay=delay, reason=reason))
         return delay
@@ -168,7 +171,6 @@ class RetryCall:
         self.handler.stats.failures += 1
         fields = self._fields(exc, attempts=self.attempt, reason=reason)
         emit(logging.ERROR, self.handler.policy.log_templates.gave_up, fields)
-        return None
 
     def gave_up(self, exc: BaseException) -> None:
         """Count a failure that came after output was yielded: never retried."""

@@ -62,7 +62,7 @@ async def test_no_retry_starts_that_cannot_finish_before_the_deadline():
     policy = RetryPolicy(retry_on="all", timeout=2.5, jitter=0.0)
     handler = RetryHandler(policy, sleep=clock.sleep, clock=clock)
     errors = [OSError(f"down {i}") for i in range(4)]
-    with pytest.raises(OSError) as raised:
+    with pytest.raises(OSError, match="down 1") as raised:
         await handler(failing(*errors))
     assert clock.slept == [1.0], "the 2 s wait after the second failure would end past 2.5 s"
     assert raised.value is errors[1]
