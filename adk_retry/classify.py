@@ -33,6 +33,7 @@ __all__ = [
     "is_empty_stream_error",
     "is_no_message_error",
     "is_null_message_error",
+    "safe_attr",
     "seed_default",
 ]
 
@@ -55,6 +56,24 @@ def has_type_named(exc: BaseException, module_prefix: str, *names: str) -> bool:
         False
     """
     return any(cls.__name__ in names and cls.__module__.startswith(module_prefix) for cls in type(exc).__mro__)
+
+
+def safe_attr(obj: object, name: str) -> object:
+    """``getattr(obj, name, None)`` that treats a raising property as absent.
+
+    Exception objects from provider SDKs expose lazy properties (a response
+    body, headers) that may raise when the response is missing.
+
+    Example:
+        >>> safe_attr(None, "headers") is None
+        True
+    """
+    if obj is None:
+        return None
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # a property that raises is no attribute
+        return None
 
 
 def is_no_message_error(exc: BaseException) -> bool:

@@ -38,6 +38,8 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Final
 
+from adk_retry.classify import safe_attr
+
 __all__ = ["retry_after", "parse_duration", "parse_retry_after"]
 
 _HEADER_ATTRIBUTES: Final = ("litellm_response_headers", "headers")
@@ -143,7 +145,7 @@ def _hint_of(exc: BaseException, now: float | None) -> float | None:
         if seconds is not None:
             return seconds
     for name in _BODY_ATTRIBUTES:
-        delay = _retry_delay_in(_attr(exc, name))
+        delay = _retry_delay_in(safe_attr(exc, name))
         if delay is not None:
             return delay
     return _from_text(exc)
@@ -159,10 +161,10 @@ def _self_and_causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _header_maps(exc: BaseException) -> Iterator[object]:
     for name in _HEADER_ATTRIBUTES:
-        headers = _attr(exc, name)
+        headers = safe_attr(exc, name)
         if headers is not None:
             yield headers
-    headers = _attr(_attr(exc, "response"), "headers")
+    headers = safe_attr(safe_attr(exc, "response"), "headers")
     if headers is not None:
         yield headers
 
@@ -252,12 +254,3 @@ def _text(value: object, *, lower: bool = False) -> str | None:
     if not isinstance(value, str):
         return None
     return value.lower() if lower else value
-
-
-def _attr(obj: object, name: str) -> object:
-    if obj is None:
-        return None
-    try:
-        return getattr(obj, name, None)
-    except Exception:  # a property that raises is no attribute
-        return None

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from adk_retry.classify import seed_default
+from adk_retry.classify import safe_attr, seed_default
 
 __all__ = [
     "CONNECTION",
@@ -318,10 +318,10 @@ def status_code(exc: BaseException) -> int | None:
         True
     """
     for value in (
-        _attr(exc, "status_code"),
-        _attr(exc, "code"),
-        _attr(_attr(exc, "response"), "status_code"),
-        _attr(exc, "status"),
+        safe_attr(exc, "status_code"),
+        safe_attr(exc, "code"),
+        safe_attr(safe_attr(exc, "response"), "status_code"),
+        safe_attr(exc, "status"),
     ):
         code = _as_status(value)
         if code is not None:
@@ -341,7 +341,7 @@ def _classify(exc: BaseException, rule: str, *, nested: bool) -> str | None:
     if rule == _WRAPPER:
         return _from_chain(exc) or SERVER_ERROR
     if rule == _MID_STREAM:
-        original = _attr(exc, "original_exception")
+        original = safe_attr(exc, "original_exception")
         if not nested and isinstance(original, Exception) and original is not exc:
             return _classify(original, _rule_for(type(original)), nested=True) or SERVER_ERROR
         return SERVER_ERROR
@@ -401,14 +401,6 @@ def _in_module(klass: type, prefix: str) -> bool:
     module = klass.__module__
     return module == prefix or module.startswith(prefix + ".")
 
-
-def _attr(obj: object, name: str) -> object:
-    if obj is None:
-        return None
-    try:
-        return getattr(obj, name, None)
-    except Exception:  # a property that raises is no attribute
-        return None
 
 
 def _as_status(value: object) -> int | None:
