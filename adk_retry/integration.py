@@ -17,6 +17,7 @@ one: see :func:`add_retry_capabilities_to_agent` for what it guarantees.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,7 @@ def uninstall(retry: ModelRetry) -> None:
 
 def _make_wrapper(retry: ModelRetry) -> ModelMethod:
     original = retry.original
+    model_name = getattr(retry.model, "model", None) or type(retry.model).__name__
 
     async def generate_content_async_with_retry(
         llm_request: LlmRequest, stream: bool = False
@@ -130,9 +132,13 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                     yield response
             return
 
-        call = handler.begin(agent)
+        call = handler.begin(agent, model_name)
         call.observer = state
-        hold_all = not stream or handler.policy.stream_mode == "buffer"
+        if call.guarded:
+            await call.admit()
+        policy = handler.policy
+        hold_all = not stream or policy.stream_mode == "buffer"
+        limit = policy.attempt_timeout
         saved = take(llm_request, config=retry.snapshot_config)
         while True:
             if call.attempt:
@@ -142,7 +148,8 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
             committed = False
             try:
                 async with aclosing(original(llm_request, stream)) as responses:
-                    async for response in responses:
+                    source = responses if limit is None else _first_within(responses, limit)
+                    async for response in source:
                         if hold_all or (not committed and is_empty_response(response)):
                             held.append(response)
                             continue
@@ -153,24 +160,47 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                         committed = True
                         yield response
             except BaseException as exc:
-                delay = None if committed else call.failed(exc)
+                if committed:
+                    call.gave_up(exc)
+                    raise
+                delay = await call.failed(exc)
                 if delay is None:
-                    if committed:
-                        call.gave_up(exc)
                     raise
             else:
                 empty = not committed and (not held or is_empty_response(held[-1]))
-                if not empty or not handler.policy.retries(error := EmptyResponseError(held[-1] if held else None)):
+                if not empty or not policy.retries(error := EmptyResponseError(held[-1] if held else None)):
                     call.succeeded(log=state is None)
+                    if call.guarded:
+                        await call.settle_success()
                     for response in held:
                         yield response
                     return
-                delay = call.failed(error)
+                delay = await call.failed(error)
                 if delay is None:
                     raise error
             await call.wait(delay)
+            await call.recover(llm_request)
 
     return generate_content_async_with_retry
+
+
+async def _first_within(
+    responses: AsyncGenerator[LlmResponse, None], seconds: float
+) -> AsyncGenerator[LlmResponse, None]:
+    """``responses``, with ``seconds`` to produce the first one (``attempt_timeout``).
+
+    ``asyncio.timeout`` cancels the waiting attempt in place (no new task),
+    and the caller's ``aclosing`` then closes the model's generator, which
+    closes its HTTP connection.
+    """
+    async with asyncio.timeout(seconds):
+        try:
+            first = await anext(responses)
+        except StopAsyncIteration:
+            return
+    yield first
+    async for response in responses:
+        yield response
 
 
 def resolve(agent: LlmAgent) -> tuple[BaseLlm | None, bool]:

@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, 
 
 from adk_retry import classify
 from adk_retry.backoff import Backoff, base_delay_for, jittered
+from adk_retry.breaker import CircuitBreaker
+from adk_retry.budget import RetryBudget
+from adk_retry.events import Hook
+from adk_retry.rules import ErrorRule
+from adk_retry.store import StateStore
 
 __all__ = ["LogTemplates", "Predicate", "RetryOn", "RetryPolicy", "StreamMode"]
 
@@ -104,6 +109,24 @@ class RetryPolicy(BaseModel):
         timeout: a total time budget for one model call, attempts and sleeps
             included; no retry starts whose wait would not end in time.
             None (the default) means no budget.
+        attempt_timeout: a limit for one attempt (for a stream, until its
+            first chunk), enforced by cancelling the attempt, which closes its
+            HTTP connection; the resulting ``TimeoutError`` is retried like
+            any other timeout when ``retry_on`` accepts it. None: no limit.
+        rules: per-error-class handling (:class:`~adk_retry.rules.ErrorRule`):
+            own backoff, own retry limit, a recovery hook. First match wins.
+        keep_lower_retries: when this policy retries HTTP errors, adk-retry
+            turns off the retries beneath it (litellm's ``num_retries``, the
+            OpenAI SDK's ``max_retries``, per-request ``retry_options``,
+            Gemini's ``retry_options``) on the model it wraps, so one call
+            sends at most ``max_retries + 1`` requests. True keeps them.
+        budget: a :class:`~adk_retry.budget.RetryBudget` (off by default).
+        breaker: a :class:`~adk_retry.breaker.CircuitBreaker` (off by default).
+        adaptive: stretch delays while a model's recent failure rate is high
+            (never below the configured schedule); see :mod:`adk_retry.adaptive`.
+        store: where budget and breaker state live (default: this process's
+            memory; :class:`~adk_retry.redis_store.RedisStore` shares it).
+        hooks: callables that receive each :class:`~adk_retry.events.RetryEvent`.
         log_templates: the log lines, see :class:`LogTemplates`.
 
     Example:
@@ -128,6 +151,14 @@ class RetryPolicy(BaseModel):
     stream_mode: StreamMode = "pass_through"
     max_hint_delay: float = Field(default=120.0, ge=0.0, allow_inf_nan=False)
     timeout: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    attempt_timeout: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    rules: tuple[ErrorRule, ...] = ()
+    keep_lower_retries: bool = False
+    budget: RetryBudget | None = None
+    breaker: CircuitBreaker | None = None
+    adaptive: bool = False
+    store: StateStore | None = None
+    hooks: tuple[Hook, ...] = ()
     log_templates: LogTemplates = LogTemplates()
 
     _predicate: Predicate = PrivateAttr(default_factory=lambda: classify.seed_default)

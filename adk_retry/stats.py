@@ -25,6 +25,9 @@ class RetryStats:
         failures: calls that ended with an exception (given up or not retriable).
         errors: failed attempts counted by exception type name.
         slept: seconds of backoff scheduled (also counted under ``no_waits``).
+        budget_denials: retries refused because the retry budget was empty.
+        breaker_rejections: calls refused at once because the circuit was open.
+        breaker_transitions: breaker state changes seen, by ``"closed->open"`` etc.
         last_error: the most recent exception an attempt raised, if any.
 
     Example:
@@ -39,6 +42,9 @@ class RetryStats:
     successes: int = 0
     failures: int = 0
     slept: float = 0.0
+    budget_denials: int = 0
+    breaker_rejections: int = 0
+    breaker_transitions: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     last_error: BaseException | None = None
 
@@ -57,6 +63,9 @@ class RetryStats:
             "successes": self.successes,
             "failures": self.failures,
             "slept": round(self.slept, 6),
+            "budget_denials": self.budget_denials,
+            "breaker_rejections": self.breaker_rejections,
+            "breaker_transitions": dict(self.breaker_transitions),
             "errors": dict(self.errors),
             "last_error": None if error is None else redact(f"{type(error).__name__}: {error}"),
         }

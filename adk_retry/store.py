@@ -1,0 +1,186 @@
+"""Where retry budgets and circuit breakers keep their state.
+
+A budget or a breaker that lives in one process sees only that process's
+slice of the traffic; agent fleets run many workers against one provider
+quota. So their state sits behind this small interface, with two backends:
+
+- :class:`MemoryStore` (the default): a dict in this process, no set-up;
+- :class:`adk_retry.redis_store.RedisStore` (``pip install adk-retry[redis]``):
+  shared by every process that points at the same Redis, with atomic Lua
+  updates and keys that expire.
+
+Every operation is one atomic step, so two processes can never both take the
+last token or both become the half-open probe. Times are wall-clock seconds
+(``time.time()``), because they are compared across processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = ["CircuitState", "CircuitView", "MemoryStore", "StateStore", "default_store"]
+
+CircuitState = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitView:
+    """A breaker's state as one operation left it.
+
+    Attributes:
+        state: ``"closed"``, ``"open"`` or ``"half_open"``.
+        open_until: when an open circuit lets a probe through (0 when closed).
+        failures: consecutive transient failures counted so far.
+        allowed: for :meth:`StateStore.admit`, whether this call may go ahead.
+
+    Example:
+        >>> CircuitView("closed", 0.0, 0, True).allowed
+        True
+    """
+
+    state: CircuitState
+    open_until: float
+    failures: int
+    allowed: bool = True
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """The operations a budget and a breaker need; each is atomic.
+
+    Example:
+        >>> isinstance(MemoryStore(), StateStore)
+        True
+    """
+
+    async def take_token(self, key: str, *, max_tokens: float) -> bool:
+        """Spend one retry token of bucket ``key`` (which starts full); False when fewer than one is left."""
+        ...
+
+    async def refund(self, key: str, amount: float, *, max_tokens: float) -> None:
+        """Put ``amount`` tokens back into bucket ``key``, never above ``max_tokens``."""
+        ...
+
+    async def tokens(self, key: str, *, max_tokens: float) -> float:
+        """The tokens left in bucket ``key``."""
+        ...
+
+    async def admit(self, key: str, now: float, *, probe_timeout: float) -> CircuitView:
+        """May a call go through circuit ``key`` now? Open: no. Past its cool-down: one probe at a time."""
+        ...
+
+    async def record_failure(
+        self, key: str, now: float, *, threshold: int, cooldown: float, hint: float | None
+    ) -> tuple[CircuitState, CircuitView]:
+        """Count a transient failure; returns the state before and the view after.
+
+        The circuit opens when ``threshold`` consecutive failures are reached,
+        when a half-open probe fails, or when the server gave a ``hint``
+        (Retry-After): open for ``max(cooldown, hint)`` seconds.
+        """
+        ...
+
+    async def record_success(self, key: str) -> tuple[CircuitState, CircuitView]:
+        """Close circuit ``key`` and reset its count; returns the state before and the view after."""
+        ...
+
+
+def circuit_state(open_until: float, now: float) -> CircuitState:
+    """The state a circuit with ``open_until`` is in at ``now``.
+
+    Example:
+        >>> circuit_state(0.0, 5.0), circuit_state(10.0, 5.0), circuit_state(10.0, 15.0)
+        ('closed', 'open', 'half_open')
+    """
+    if not open_until:
+        return "closed"
+    return "open" if now < open_until else "half_open"
+
+
+@dataclass(slots=True)
+class _Circuit:
+    failures: int = 0
+    open_until: float = 0.0
+    probing_since: float = 0.0
+
+
+class MemoryStore:
+    """Budget and breaker state in this process (the default store).
+
+    Operations never await anything, so each runs atomically on the event loop.
+
+    Example:
+        >>> import asyncio
+        >>> store = MemoryStore()
+        >>> asyncio.run(store.take_token("openai/gpt-4o", max_tokens=2))
+        True
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, float] = {}
+        self._circuits: dict[str, _Circuit] = {}
+
+    async def take_token(self, key: str, *, max_tokens: float) -> bool:
+        """See :meth:`StateStore.take_token`."""
+        left = self._tokens.get(key, max_tokens)
+        if left < 1.0:
+            return False
+        self._tokens[key] = left - 1.0
+        return True
+
+    async def refund(self, key: str, amount: float, *, max_tokens: float) -> None:
+        """See :meth:`StateStore.refund`."""
+        self._tokens[key] = min(max_tokens, self._tokens.get(key, max_tokens) + amount)
+
+    async def tokens(self, key: str, *, max_tokens: float) -> float:
+        """See :meth:`StateStore.tokens`."""
+        return self._tokens.get(key, max_tokens)
+
+    async def admit(self, key: str, now: float, *, probe_timeout: float) -> CircuitView:
+        """See :meth:`StateStore.admit`."""
+        circuit = self._circuits.get(key)
+        if circuit is None or not circuit.open_until:
+            return CircuitView("closed", 0.0, 0 if circuit is None else circuit.failures)
+        state = circuit_state(circuit.open_until, now)
+        allowed = state == "half_open" and (
+            not circuit.probing_since or now - circuit.probing_since >= probe_timeout
+        )
+        if allowed:
+            circuit.probing_since = now
+        return CircuitView(state, circuit.open_until, circuit.failures, allowed)
+
+    async def record_failure(
+        self, key: str, now: float, *, threshold: int, cooldown: float, hint: float | None
+    ) -> tuple[CircuitState, CircuitView]:
+        """See :meth:`StateStore.record_failure`."""
+        circuit = self._circuits.setdefault(key, _Circuit())
+        before = circuit_state(circuit.open_until, now)
+        circuit.failures += 1
+        if before == "half_open" or circuit.failures >= threshold or hint is not None:
+            circuit.open_until = max(circuit.open_until, now + max(cooldown, hint or 0.0))
+            circuit.probing_since = 0.0
+        after = circuit_state(circuit.open_until, now)
+        return before, CircuitView(after, circuit.open_until, circuit.failures)
+
+    async def record_success(self, key: str) -> tuple[CircuitState, CircuitView]:
+        """See :meth:`StateStore.record_success`."""
+        circuit = self._circuits.pop(key, None)
+        before: CircuitState = "closed"
+        if circuit is not None and circuit.open_until:
+            # A success can only come from an admitted call: a probe, so half-open.
+            before = "half_open"
+        return before, CircuitView("closed", 0.0, 0)
+
+
+_DEFAULT = MemoryStore()
+
+
+def default_store() -> MemoryStore:
+    """The process-wide store that budgets and breakers share unless given another.
+
+    Example:
+        >>> default_store() is default_store()
+        True
+    """
+    return _DEFAULT
