@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
+from adk_retry import layers
 from adk_retry.call_state import current_call
 from adk_retry.classify import is_empty_response
 from adk_retry.errors import EmptyResponseError
@@ -53,13 +54,15 @@ class ModelRetry:
         handlers: the retry handler of each agent using this model, by agent name.
     """
 
-    __slots__ = ("handlers", "model", "original", "previous", "snapshot_config")
+    __slots__ = ("handlers", "model", "original", "previous", "silenced", "snapshot_config")
 
     def __init__(self, model: BaseLlm) -> None:
         self.model = model
         self.previous = model.__dict__.get("generate_content_async")
         self.original: ModelMethod = model.generate_content_async
         self.handlers: dict[str, RetryHandler] = {}
+        # What adk_retry.layers turned off beneath this model, to put back on uninstall.
+        self.silenced: dict[str, Any] | None = None
         # LiteLlm edits only the contents; Gemini and unknown models may edit the config too.
         self.snapshot_config = not any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__)
 
@@ -88,9 +91,18 @@ def install(model: BaseLlm) -> ModelRetry:
     return retry
 
 
+def own_lower_retries(retry: ModelRetry, handler: RetryHandler) -> None:
+    """Turn off the retry layers beneath ``retry``'s model if ``handler``'s policy owns retries."""
+    if retry.silenced is None and handler.policy.owns_lower_retries:
+        retry.silenced = layers.silence(retry.model)
+
+
 def uninstall(retry: ModelRetry) -> None:
-    """Put back what :func:`install` replaced."""
+    """Put back what :func:`install` replaced, and the retry layers it turned off."""
     model = retry.model
+    if retry.silenced is not None:
+        layers.release(model, retry.silenced)
+        retry.silenced = None
     if retry.previous is not None:
         object.__setattr__(model, "generate_content_async", retry.previous)
     else:
@@ -140,46 +152,56 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
         hold_all = not stream or policy.stream_mode == "buffer"
         limit = policy.attempt_timeout
         saved = take(llm_request, config=retry.snapshot_config)
-        while True:
-            if call.attempt:
-                restore(llm_request, saved)
-            call.start_attempt()
-            held: list[LlmResponse] = []
-            committed = False
-            try:
-                async with aclosing(original(llm_request, stream)) as responses:
-                    source = responses if limit is None else _first_within(responses, limit)
-                    async for response in source:
-                        if hold_all or (not committed and is_empty_response(response)):
-                            held.append(response)
-                            continue
-                        if held:
-                            for earlier in held:
-                                yield earlier
-                            held.clear()
-                        committed = True
-                        yield response
-            except BaseException as exc:
-                if committed:
-                    call.gave_up(exc)
-                    raise
-                delay = await call.failed(exc)
-                if delay is None:
-                    raise
-            else:
-                empty = not committed and (not held or is_empty_response(held[-1]))
-                if not empty or not policy.retries(error := EmptyResponseError(held[-1] if held else None)):
-                    call.succeeded(log=state is None)
-                    if call.guarded:
-                        await call.settle_success()
-                    for response in held:
-                        yield response
-                    return
-                delay = await call.failed(error)
-                if delay is None:
-                    raise error
-            await call.wait(delay)
-            await call.recover(llm_request)
+        # LiteLlm maps a request's retry_options onto litellm's num_retries for
+        # that call: an owner of retries sets them aside for the call.
+        http = llm_request.config.http_options if policy.owns_lower_retries and llm_request.config else None
+        request_retries = None if http is None else http.retry_options
+        if request_retries is not None:
+            http.retry_options = None  # type: ignore[union-attr]
+        try:
+            while True:
+                if call.attempt:
+                    restore(llm_request, saved)
+                call.start_attempt()
+                held: list[LlmResponse] = []
+                committed = False
+                try:
+                    async with aclosing(original(llm_request, stream)) as responses:
+                        source = responses if limit is None else _first_within(responses, limit)
+                        async for response in source:
+                            if hold_all or (not committed and is_empty_response(response)):
+                                held.append(response)
+                                continue
+                            if held:
+                                for earlier in held:
+                                    yield earlier
+                                held.clear()
+                            committed = True
+                            yield response
+                except BaseException as exc:
+                    if committed:
+                        call.gave_up(exc)
+                        raise
+                    delay = await call.failed(exc)
+                    if delay is None:
+                        raise
+                else:
+                    empty = not committed and (not held or is_empty_response(held[-1]))
+                    if not empty or not policy.retries(error := EmptyResponseError(held[-1] if held else None)):
+                        call.succeeded(log=state is None)
+                        if call.guarded:
+                            await call.settle_success()
+                        for response in held:
+                            yield response
+                        return
+                    delay = await call.failed(error)
+                    if delay is None:
+                        raise error
+                await call.wait(delay)
+                await call.recover(llm_request)
+        finally:
+            if request_retries is not None:
+                http.retry_options = request_retries  # type: ignore[union-attr]
 
     return generate_content_async_with_retry
 
@@ -285,6 +307,9 @@ def add_retry_capabilities_to_agent(agent: LlmAgent, retry_handler: RetryHandler
 def _attach(agent: LlmAgent, handler: RetryHandler, model: BaseLlm, pin: bool) -> None:
     retry = install(model)
     retry.handlers[agent.name] = handler
+    own_lower_retries(retry, handler)
+    if handler.policy.owns_lower_retries:
+        layers.warn_about_agent(agent)
     if pin:
         object.__setattr__(agent, "_retry_unpinned_model", agent.model)
         agent.model = model

@@ -32,7 +32,7 @@ from google.adk.plugins.base_plugin import BasePlugin
 from adk_retry.call_state import CallState, current_call
 from adk_retry.callbacks import report_call
 from adk_retry.handler import RetryHandler
-from adk_retry.integration import ModelRetry, install, resolve, uninstall
+from adk_retry.integration import ModelRetry, install, own_lower_retries, resolve, uninstall
 from adk_retry.log import logger
 from adk_retry.policy import RetryPolicy
 from adk_retry.stats import RetryStats
@@ -105,7 +105,9 @@ class RetryPlugin(BasePlugin):
                 agent.model = model
             retry = install(model)
             self._models.setdefault(id(model), retry)
-            current_call.set(CallState(agent.name, self.handler(agent.name), owner=self))
+            handler = self.handler(agent.name)
+            own_lower_retries(retry, handler)
+            current_call.set(CallState(agent.name, handler, owner=self))
         except Exception:  # never end the user's run because of the retry layer
             logger.warning("RetryPlugin could not enable retry for this model call", exc_info=True)
         return None

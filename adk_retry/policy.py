@@ -39,6 +39,12 @@ StreamMode = Literal["pass_through", "buffer"]
 """How ``stream=True`` calls are retried; see :class:`RetryPolicy`."""
 
 
+class _Http503(Exception):
+    """A stand-in server error, to ask a policy whether it retries HTTP failures."""
+
+    status_code = 503
+
+
 def _retry_all(exc: BaseException) -> bool:
     return isinstance(exc, Exception)
 
@@ -162,6 +168,7 @@ class RetryPolicy(BaseModel):
     log_templates: LogTemplates = LogTemplates()
 
     _predicate: Predicate = PrivateAttr(default_factory=lambda: classify.seed_default)
+    _owns: bool = PrivateAttr(default=False)
 
     @field_validator("retry_on", mode="before")
     @classmethod
@@ -189,8 +196,17 @@ class RetryPolicy(BaseModel):
         return value
 
     def model_post_init(self, context: Any, /) -> None:
-        """Compile ``retry_on`` into one predicate, once."""
+        """Compile ``retry_on`` into one predicate, once, and ask it about HTTP errors."""
         self._predicate = _compile(self.retry_on)
+        self._owns = not self.keep_lower_retries and self.retries(_Http503("probe"))
+
+    @property
+    def owns_lower_retries(self) -> bool:
+        """Whether this policy retries HTTP errors and so turns off the retry layers beneath it.
+
+        See :mod:`adk_retry.layers`; ``keep_lower_retries=True`` makes it False.
+        """
+        return self._owns
 
     @property
     def max_attempts(self) -> int:
