@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -37,6 +38,9 @@ from adk_retry.transient import error_class
 __all__ = ["RetryCall", "RetryHandler"]
 
 T = TypeVar("T")
+
+live_handlers: weakref.WeakSet[RetryHandler] = weakref.WeakSet()
+"""Every handler alive in the process, for aggregate views and metrics."""
 
 # The last failure that counted against each circuit, in this process: it
 # becomes the __cause__ of the CircuitOpenError that open circuit raises.
@@ -77,7 +81,7 @@ class RetryHandler:
         ('hello', [1.0], 1)
     """
 
-    __slots__ = ("agent_name", "clock", "policy", "random", "sleep", "stats", "wall_clock")
+    __slots__ = ("__weakref__", "agent_name", "clock", "policy", "random", "sleep", "stats", "wall_clock")
 
     def __init__(
         self,
@@ -96,13 +100,20 @@ class RetryHandler:
         self.random = random
         self.wall_clock = wall_clock
         self.stats = RetryStats()
+        live_handlers.add(self)
 
     def __repr__(self) -> str:
         return f"RetryHandler(agent_name={self.agent_name!r}, max_retries={self.policy.max_retries})"
 
-    def begin(self, agent_name: str | None = None, model: str | None = None) -> RetryCall:
-        """Start the bookkeeping of one call; the loops call this once per call."""
-        return RetryCall(self, agent_name or self.agent_name, model)
+    def begin(
+        self, agent_name: str | None = None, model: str | None = None, model_stats: RetryStats | None = None
+    ) -> RetryCall:
+        """Start the bookkeeping of one call; the loops call this once per call.
+
+        ``model_stats``, when given, also receives the call's outcome (the
+        per-model view a wrapped model keeps).
+        """
+        return RetryCall(self, agent_name or self.agent_name, model, model_stats)
 
     async def __call__(self, model_call: Callable[[], Awaitable[T]]) -> T:
         """Run ``model_call`` with retries and return its result."""
@@ -139,12 +150,24 @@ class RetryCall:
     Not created directly: :meth:`RetryHandler.begin` makes one per call.
     """
 
-    __slots__ = ("agent", "attempt", "guarded", "handler", "model", "observer", "recovery", "rule_retries", "started")
+    __slots__ = (
+        "agent",
+        "attempt",
+        "guarded",
+        "handler",
+        "model",
+        "model_stats",
+        "observer",
+        "recovery",
+        "rule_retries",
+        "started",
+    )
 
-    def __init__(self, handler: RetryHandler, agent: str, model: str | None) -> None:
+    def __init__(self, handler: RetryHandler, agent: str, model: str | None, model_stats: RetryStats | None) -> None:
         self.handler = handler
         self.agent = agent
         self.model = model
+        self.model_stats = model_stats
         self.attempt = 0
         policy = handler.policy
         self.guarded = policy.budget is not None or policy.breaker is not None or policy.adaptive
@@ -169,6 +192,8 @@ class RetryCall:
     def succeeded(self, *, log: bool) -> None:
         """Count a success; log it when it took a retry and ``log`` is set."""
         self.handler.stats.successes += 1
+        if self.model_stats is not None:
+            self._settle_model(success=True)
         if self.attempt > 1:
             if log:
                 log_success(self.handler, self.agent, self.attempt)
@@ -217,6 +242,8 @@ class RetryCall:
         stats.errors[type(exc).__name__] += 1
         if not policy.retries(exc):
             stats.failures += 1
+            if self.model_stats is not None:
+                self._settle_model(success=False, error=exc)
             return None
         kind = error_class(exc)
         hint = retry_after(exc)
@@ -264,6 +291,8 @@ class RetryCall:
             self.handler.stats.last_error = exc
             self.handler.stats.errors[type(exc).__name__] += 1
             self.handler.stats.failures += 1
+            if self.model_stats is not None:
+                self._settle_model(success=False, error=exc)
 
     async def wait(self, delay: float) -> None:
         """Wait ``delay`` seconds before the next attempt (not under ``no_waits``)."""
@@ -294,6 +323,21 @@ class RetryCall:
             cap=max(policy.max_delay if rule.max_delay is None else rule.max_delay, rule.base_delay or 0.0),
         )
         return jittered(base, policy.jitter, u)
+
+    def _settle_model(self, *, success: bool, error: BaseException | None = None) -> None:
+        """Add this call's outcome to the model's view, once, when the call ends."""
+        stats = self.model_stats
+        assert stats is not None
+        stats.calls += 1
+        stats.attempts += self.attempt
+        stats.retries += self.attempt - 1
+        if success:
+            stats.successes += 1
+        else:
+            stats.failures += 1
+            stats.last_error = error
+            if error is not None:
+                stats.errors[type(error).__name__] += 1
 
     def _rule_retries(self, rule: ErrorRule) -> int:
         return 0 if self.rule_retries is None else self.rule_retries.get(id(rule), 0)
@@ -337,6 +381,8 @@ class RetryCall:
     def _give_up(self, exc: BaseException, kind: str | None, reason: str) -> float | None:
         """Log and count the end of the retries; returns None, the "give up" decision."""
         self.handler.stats.failures += 1
+        if self.model_stats is not None:
+            self._settle_model(success=False, error=exc)
         fields = self._fields(exc, attempts=self.attempt, reason=reason)
         emit(logging.ERROR, self.handler.policy.log_templates.gave_up, fields)
         self._event("give_up", error=exc, reason=reason, error_class=kind)

@@ -18,6 +18,7 @@ one: see :func:`add_retry_capabilities_to_agent` for what it guarantees.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from adk_retry.errors import EmptyResponseError
 from adk_retry.handler import RetryHandler
 from adk_retry.log import logger
 from adk_retry.snapshot import restore, take
+from adk_retry.stats import RetryStats
 
 if TYPE_CHECKING:
     from google.adk.agents.llm_agent import LlmAgent
@@ -44,6 +46,10 @@ WRAPPER_NAME = "generate_content_async_with_retry"
 ModelMethod = Callable[..., AsyncGenerator["LlmResponse", None]]
 
 
+live_models: weakref.WeakSet[ModelRetry] = weakref.WeakSet()
+"""Every model wrapper alive in the process, for the per-model view."""
+
+
 class ModelRetry:
     """What adk-retry installed on one model instance.
 
@@ -54,7 +60,7 @@ class ModelRetry:
         handlers: the retry handler of each agent using this model, by agent name.
     """
 
-    __slots__ = ("handlers", "model", "original", "previous", "silenced", "snapshot_config")
+    __slots__ = ("__weakref__", "handlers", "model", "original", "previous", "silenced", "snapshot_config", "stats")
 
     def __init__(self, model: BaseLlm) -> None:
         self.model = model
@@ -63,6 +69,9 @@ class ModelRetry:
         self.handlers: dict[str, RetryHandler] = {}
         # What adk_retry.layers turned off beneath this model, to put back on uninstall.
         self.silenced: dict[str, Any] | None = None
+        self.stats = RetryStats()
+        """The calls made through this model, whatever the agent: the per-model view."""
+        live_models.add(self)
         # LiteLlm edits only the contents; Gemini and unknown models may edit the config too.
         self.snapshot_config = not any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__)
 
@@ -144,7 +153,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                     yield response
             return
 
-        call = handler.begin(agent, model_name)
+        call = handler.begin(agent, model_name, retry.stats)
         call.observer = state
         if call.guarded:
             await call.admit()
