@@ -23,7 +23,7 @@ from adk_retry.backoff import Backoff, base_delay_for, jittered
 from adk_retry.breaker import CircuitBreaker
 from adk_retry.budget import RetryBudget
 from adk_retry.events import Hook
-from adk_retry.rules import ErrorRule
+from adk_retry.rules import ErrorRule, Recovery
 from adk_retry.store import StateStore
 
 __all__ = ["LogTemplates", "Predicate", "RetryOn", "RetryPolicy", "StreamMode"]
@@ -221,6 +221,90 @@ class RetryPolicy(BaseModel):
         """
         return isinstance(exc, Exception) and self._predicate(exc)
 
+    # -- presets: each seed's style ---------------------------------------------------------
+
+    @classmethod
+    def adk_seed(cls, **overrides: Any) -> RetryPolicy:
+        """The ADK seed's policy: 3 retries, ~1, 2, 4 s (x2, capped at 8 s, ±20 %), a missing message only.
+
+        The same as ``RetryPolicy()``; named for symmetry with the other presets.
+
+        Example:
+            >>> RetryPolicy.adk_seed() == RetryPolicy()
+            True
+        """
+        return cls(**overrides)
+
+    @classmethod
+    def transient(cls, **overrides: Any) -> RetryPolicy:
+        """The seed's schedule over every transient failure (``retry_on="transient"``).
+
+        Rate limits, 5xx, timeouts, dropped connections, Ollama out-of-memory
+        and empty answers; never 4xx, cancellation or programming errors.
+        Server hints are honoured and the retry layers beneath are turned off.
+
+        Example:
+            >>> RetryPolicy.transient().retry_on
+            'transient'
+        """
+        return cls(**{"retry_on": "transient", **overrides})
+
+    @classmethod
+    def codeworm(cls, *, oom_recovery: Recovery | None = None, **overrides: Any) -> RetryPolicy:
+        """CodeWorm's ``OllamaClient.generate_with_retry``: 3 attempts, linear ``2 s x (attempt + 1)``.
+
+        Timeouts and connection errors are retried after 2 s then 4 s; an
+        out-of-memory answer runs ``oom_recovery`` (for example
+        :class:`adk_retry.ollama.OllamaOOMRecovery`, which frees the
+        server's memory as CodeWorm unloads the model) and retries without
+        a wait; when attempts run out the last error is raised.
+
+        Example:
+            >>> policy = RetryPolicy.codeworm()
+            >>> policy.max_attempts, policy.delay(0, u=0.5), policy.delay(1, u=0.5)
+            (3, 2.0, 4.0)
+        """
+        from adk_retry.rules import ErrorRule
+
+        oom = ErrorRule(match="out_of_memory", backoff="fixed", base_delay=0.0, recover=oom_recovery)
+        fields: dict[str, Any] = {
+            "max_retries": 2,
+            "backoff": "linear",
+            "base_delay": 2.0,
+            "max_delay": 60.0,
+            "jitter": 0.0,
+            "retry_on": _codeworm_retriable,
+            "rules": (oom,),
+        }
+        return cls(**{**fields, **overrides})
+
+    @classmethod
+    def swarm_sdk(cls, **overrides: Any) -> RetryPolicy:
+        """SwarmSDK's ``call_llm_with_retry``: 10 attempts, a fixed 10 s, every exception, its log lines.
+
+        Example:
+            >>> policy = RetryPolicy.swarm_sdk()
+            >>> policy.max_attempts, policy.delay(5, u=0.9), policy.retries(KeyError("x"))
+            (10, 10.0, True)
+        """
+        fields: dict[str, Any] = {
+            "max_retries": 9,
+            "backoff": "fixed",
+            "base_delay": 10.0,
+            "max_delay": 10.0,
+            "jitter": 0.0,
+            "retry_on": "all",
+            "log_templates": LogTemplates(
+                retrying=(
+                    "LLM call failed (attempt %(attempt)d/%(max_attempts)d): %(error_type)s: %(error)s",
+                    "Retrying in %(delay)g seconds...",
+                ),
+                succeeded=(),
+                gave_up=("LLM call failed after %(attempts)d attempts: %(error_type)s: %(error)s",),
+            ),
+        }
+        return cls(**{**fields, **overrides})
+
     def delay(self, failed_attempt: int, u: float) -> float:
         """The jittered delay after failed attempt ``failed_attempt`` (from 0), given ``u`` in [0, 1)."""
         base = base_delay_for(
@@ -231,6 +315,13 @@ class RetryPolicy(BaseModel):
             cap=self.max_delay,
         )
         return jittered(base, self.jitter, u)
+
+
+def _codeworm_retriable(exc: BaseException) -> bool:
+    """CodeWorm retries timeouts, connection errors and out-of-memory answers."""
+    from adk_retry.transient import error_class
+
+    return error_class(exc) in ("timeout", "connection", "out_of_memory")
 
 
 def _compile(retry_on: RetryOn) -> Predicate:

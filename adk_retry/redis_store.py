@@ -36,10 +36,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+try:
+    from redis import exceptions as redis_errors
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("adk_retry.redis_store needs the redis package: pip install 'adk-retry[redis]'") from exc
 
 from adk_retry.log import describe
 from adk_retry.store import CircuitState, CircuitView, MemoryStore, StateStore
@@ -177,7 +180,10 @@ def _text(value: Any) -> str:
 
 def _ms(seconds: float) -> int:
     """``seconds`` as whole milliseconds for ``PX``/``PEXPIRE``: at least 1, at most ten years."""
-    return max(1, min(_MAX_TTL_MS, math.ceil(seconds * 1000.0)))
+    milliseconds = seconds * 1000.0
+    if not milliseconds < _MAX_TTL_MS:  # also infinity and NaN
+        return _MAX_TTL_MS
+    return max(1, math.ceil(milliseconds))
 
 
 def _mask(url: str) -> str:
@@ -203,7 +209,8 @@ class RedisStore:
             expire. An expired bucket is full again; an expired circuit is closed.
         fallback: the store used while Redis does not answer (default: a fresh
             :class:`~adk_retry.store.MemoryStore`). Its state is this process's
-            alone and is not merged back into Redis afterwards.
+            alone, is not merged into Redis afterwards, and is kept for the
+            next outage.
         recheck_after: seconds to leave Redis alone after a failure before
             trying it again; meanwhile operations go to ``fallback`` at once.
 

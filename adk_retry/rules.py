@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adk_retry.backoff import Backoff
+from adk_retry.transient import ERROR_CLASSES
 
 if TYPE_CHECKING:
     from google.adk.models.llm_request import LlmRequest
 
-__all__ = ["ERROR_CLASSES", "ErrorRule", "Recovery", "RecoveryContext"]
+__all__ = ["ErrorRule", "Recovery", "RecoveryContext"]
 
-ERROR_CLASSES = ("rate_limit", "server_error", "timeout", "connection", "empty_response", "out_of_memory")
-"""The error classes a rule can name; see :func:`adk_retry.transient.error_class`."""
 
 
 @dataclass(frozen=True, slots=True)

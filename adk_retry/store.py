@@ -168,7 +168,9 @@ class MemoryStore:
         circuit = self._circuits.pop(key, None)
         before: CircuitState = "closed"
         if circuit is not None and circuit.open_until:
-            # A success can only come from an admitted call: a probe, so half-open.
+            # Reported as half-open: normally the success is the probe's. A call
+            # already in flight when the circuit opened may also end here; it
+            # closes the circuit all the same (the provider answered).
             before = "half_open"
         return before, CircuitView("closed", 0.0, 0)
 

@@ -1,0 +1,326 @@
+"""``RedisStore`` against a real ``redis-server``: TTLs, atomicity across
+clients and processes, and failing open while Redis is down.
+
+The semantics shared with ``MemoryStore`` are tested in ``tests/test_store.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adk_retry.store import CircuitView, MemoryStore
+from tests.redis_server import RedisServer, free_port, running_redis
+
+redis_asyncio = pytest.importorskip("redis.asyncio")
+from adk_retry.redis_store import RedisStore  # noqa: E402
+
+pytestmark = pytest.mark.redis
+
+MakeStore = Callable[..., RedisStore]
+
+KEY = "openai/gpt-4o"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own, so tests sharing the server never meet."""
+    return f"test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+async def stores(redis_server: RedisServer, prefix: str) -> AsyncIterator[list[RedisStore]]:
+    """Stores to close after the test; a test appends the ones it builds."""
+    built: list[RedisStore] = []
+    yield built
+    for store in built:
+        await store.aclose()
+
+
+@pytest.fixture
+def make_store(redis_server: RedisServer, prefix: str, stores: list[RedisStore]) -> MakeStore:
+    """Build a store on a new client (for this test's prefix; closed after the test)."""
+
+    def build(url: str | None = None, **kwargs: Any) -> RedisStore:
+        kwargs.setdefault("prefix", prefix)
+        store = RedisStore.from_url(url or redis_server.url, **kwargs)
+        stores.append(store)
+        return store
+
+    return build
+
+
+def warnings_and_infos(caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]]:
+    records = [record for record in caplog.records if record.name == "adk_retry.redis"]
+    return (
+        [record.getMessage() for record in records if record.levelno == logging.WARNING],
+        [record.getMessage() for record in records if record.levelno == logging.INFO],
+    )
+
+
+# -- configuration ------------------------------------------------------------------
+
+
+def test_from_url_uses_short_timeouts_and_no_client_retries() -> None:
+    store = RedisStore.from_url("redis://127.0.0.1:6379/0")
+    kwargs = store.client.connection_pool.connection_kwargs
+    assert kwargs["socket_connect_timeout"] == 0.5
+    assert kwargs["socket_timeout"] == 0.5
+    assert kwargs["retry"].get_retries() == 0
+    assert (store.prefix, store.ttl, store.recheck_after, store.degraded) == ("adk_retry:", 3600.0, 1.0, False)
+    assert isinstance(store.fallback, MemoryStore)
+    custom = RedisStore.from_url("redis://127.0.0.1:6379/0", socket_timeout=2.0)
+    assert custom.client.connection_pool.connection_kwargs["socket_timeout"] == 2.0
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["localhost:6379", "http://127.0.0.1:6379", "", "redis://user:hunter2@cache:notaport/0"],
+)
+def test_from_url_rejects_a_malformed_url_naming_it(url: str) -> None:
+    with pytest.raises(ValueError, match="invalid Redis URL") as caught:
+        RedisStore.from_url(url)
+    message = str(caught.value)
+    assert "hunter2" not in message
+    assert (url.replace("hunter2", "***") if url else "''") in message
+
+
+def test_rejects_a_non_positive_ttl() -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        RedisStore.from_url("redis://127.0.0.1:6379/0", ttl=0)
+
+
+def test_adk_retry_imports_without_redis() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "import adk_retry, adk_retry.store\n"
+        "try:\n"
+        "    import adk_retry.redis_store\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    import subprocess
+
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'adk-retry[redis]'" in done.stdout
+
+
+# -- keys and TTLs -----------------------------------------------------------------------
+
+
+async def test_every_key_is_prefixed_and_expires(make_store: MakeStore, prefix: str) -> None:
+    store = make_store(ttl=60.0)
+    client = store.client
+    await store.take_token(KEY, max_tokens=3)
+    await store.refund(KEY, 0.5, max_tokens=3)
+    await store.record_failure(KEY, 1000.0, threshold=5, cooldown=10.0, hint=None)
+    keys = sorted(key.decode() for key in await client.keys(f"{prefix}*"))
+    assert keys == [f"{prefix}budget:{KEY}", f"{prefix}circuit:{KEY}"]
+    for key in keys:
+        assert 0 < await client.ttl(key) <= 60
+
+
+async def test_a_circuit_lives_at_least_twice_its_open_time(make_store: MakeStore) -> None:
+    store = make_store(ttl=60.0)
+    key = store.circuit_key(KEY)
+    await store.record_failure(KEY, 1000.0, threshold=1, cooldown=300.0, hint=None)
+    assert 599 <= await store.client.ttl(key) <= 600
+    await store.record_failure(KEY, 1000.0, threshold=1, cooldown=300.0, hint=1000.0)
+    assert 1999 <= await store.client.ttl(key) <= 2000
+    # A later, shorter opening never shortens the key's life.
+    await store.record_failure(KEY, 1000.0, threshold=1, cooldown=10.0, hint=None)
+    assert await store.client.ttl(key) >= 1999
+    assert (await store.admit(KEY, 3000.0, probe_timeout=30.0)).allowed
+    assert await store.client.ttl(key) >= 1999
+
+
+async def test_abandoned_state_expires(make_store: MakeStore) -> None:
+    store = make_store(ttl=0.2)
+    assert await store.take_token(KEY, max_tokens=1)
+    assert not await store.take_token(KEY, max_tokens=1)
+    await store.record_failure(KEY, 1000.0, threshold=5, cooldown=0.05, hint=None)
+    await asyncio.sleep(0.35)
+    assert await store.tokens(KEY, max_tokens=1) == 1.0
+    assert await store.admit(KEY, 1000.0, probe_timeout=30.0) == CircuitView("closed", 0.0, 0, True)
+
+
+async def test_works_with_a_client_that_decodes_responses(redis_server: RedisServer, prefix: str) -> None:
+    client = redis_asyncio.Redis.from_url(redis_server.url, decode_responses=True)
+    store = RedisStore(client, prefix=prefix)
+    try:
+        assert await store.take_token(KEY, max_tokens=2)
+        assert await store.tokens(KEY, max_tokens=2) == 1.0
+        _, view = await store.record_failure(KEY, 1000.0, threshold=1, cooldown=10.0, hint=None)
+        assert view == CircuitView("open", 1010.0, 1)
+        assert await store.admit(KEY, 1010.0, probe_timeout=30.0) == CircuitView("half_open", 1010.0, 1, True)
+        assert await store.record_success(KEY) == ("half_open", CircuitView("closed", 0.0, 0))
+        assert not store.degraded
+    finally:
+        await store.aclose()
+
+
+# -- atomicity across clients and processes -------------------------------------------
+
+
+async def test_two_clients_never_overspend_a_budget(make_store: MakeStore) -> None:
+    first = make_store()
+    second = make_store()
+    assert first.client is not second.client
+    results = await asyncio.gather(*((first, second)[i % 2].take_token(KEY, max_tokens=5) for i in range(20)))
+    assert results.count(True) == 5
+    assert await first.tokens(KEY, max_tokens=5) == 0.0
+
+
+async def test_two_clients_never_both_probe(make_store: MakeStore) -> None:
+    first = make_store()
+    second = make_store()
+    await first.record_failure(KEY, 1000.0, threshold=1, cooldown=10.0, hint=None)
+    views = await asyncio.gather(*((first, second)[i % 2].admit(KEY, 1010.0, probe_timeout=30.0) for i in range(10)))
+    assert [view.allowed for view in views].count(True) == 1
+
+
+async def test_failures_in_one_process_open_the_circuit_for_another(
+    redis_server: RedisServer, make_store: MakeStore, prefix: str
+) -> None:
+    store = make_store()
+    assert (await store.admit(KEY, time.time(), probe_timeout=30.0)).allowed
+    code = (
+        "import asyncio, sys, time\n"
+        "from adk_retry.redis_store import RedisStore\n"
+        "async def main():\n"
+        "    store = RedisStore.from_url(sys.argv[1], prefix=sys.argv[2])\n"
+        "    threshold = int(sys.argv[3])\n"
+        "    for _ in range(threshold):\n"
+        "        await store.record_failure(\n"
+        "            'openai/gpt-4o', time.time(), threshold=threshold, cooldown=60.0, hint=None\n"
+        "        )\n"
+        "    assert not store.degraded, 'the other process fell back to memory'\n"
+        "    await store.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, redis_server.url, prefix, "3",
+        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()
+
+    view = await store.admit(KEY, time.time(), probe_timeout=30.0)
+    assert view.state == "open"
+    assert not view.allowed
+    assert view.failures == 3
+    assert view.open_until > time.time() + 50
+
+
+# -- failing open while Redis is down ------------------------------------------------
+
+
+async def test_a_closed_port_falls_back_to_memory(make_store: MakeStore, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="adk_retry")
+    fallback = MemoryStore()
+    store = make_store(f"redis://127.0.0.1:{free_port()}/0", fallback=fallback)
+    started = time.monotonic()
+    assert await store.take_token(KEY, max_tokens=2)
+    assert store.degraded
+    assert await fallback.tokens(KEY, max_tokens=2) == 1.0
+    assert await store.record_failure(KEY, 1000.0, threshold=1, cooldown=10.0, hint=None) == (
+        "closed",
+        CircuitView("open", 1010.0, 1),
+    )
+    assert not (await store.admit(KEY, 1001.0, probe_timeout=30.0)).allowed
+    assert await store.record_success(KEY) == ("half_open", CircuitView("closed", 0.0, 0))
+    assert time.monotonic() - started < 2.0
+    warnings, infos = warnings_and_infos(caplog)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("Redis state store unreachable (ConnectionError: ")
+    assert warnings[0].endswith("using this process's memory until it answers again")
+    assert infos == []
+
+
+async def test_a_hanging_redis_costs_one_timeout_then_nothing(
+    make_store: MakeStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="adk_retry")
+    with socket.socket() as black_hole:  # accepts connections into its backlog, never answers
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(16)
+        url = f"redis://127.0.0.1:{black_hole.getsockname()[1]}/0"
+        store = make_store(url)
+        started = time.monotonic()
+        assert await store.take_token(KEY, max_tokens=3)
+        first = time.monotonic() - started
+        for _ in range(10):
+            await store.take_token(KEY, max_tokens=3)
+            await store.admit(KEY, 1000.0, probe_timeout=30.0)
+        total = time.monotonic() - started
+    assert 0.3 < first < 1.5  # the 0.5 s socket timeout, once
+    assert total - first < 0.2  # the others skip Redis during the back-off
+    assert store.degraded
+    warnings, _ = warnings_and_infos(caplog)
+    assert len(warnings) == 1
+    assert "TimeoutError" in warnings[0]
+
+
+async def test_outage_and_recovery(tmp_path: Path, make_store: MakeStore, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="adk_retry")
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        store = make_store(server.url, recheck_after=0.5)
+        assert await store.take_token(KEY, max_tokens=2)
+        assert await store.tokens(KEY, max_tokens=2) == 1.0
+        assert not store.degraded
+
+        server.stop()
+        started = time.monotonic()
+        assert await store.take_token(KEY, max_tokens=2)  # the fallback's bucket starts full
+        assert store.degraded
+        assert await store.take_token(KEY, max_tokens=2)
+        assert not await store.take_token(KEY, max_tokens=2)
+        assert (await store.admit(KEY, 1000.0, probe_timeout=30.0)).allowed
+        await asyncio.sleep(0.55)  # past the back-off: Redis is tried again, and is still down
+        assert await store.tokens(KEY, max_tokens=2) == 0.0
+        assert time.monotonic() - started < 2.0 + 0.55
+        warnings, infos = warnings_and_infos(caplog)
+        assert len(warnings) == 1
+        assert infos == []
+
+        server.start()  # same port, empty (no persistence)
+        assert await store.tokens(KEY, max_tokens=2) == 0.0  # still inside the back-off: memory
+        assert store.degraded
+        await asyncio.sleep(0.55)
+        assert await store.tokens(KEY, max_tokens=2) == 2.0  # Redis again
+        assert not store.degraded
+        warnings, infos = warnings_and_infos(caplog)
+        assert len(warnings) == 1
+        assert len(infos) == 1
+        assert "answers again" in infos[0]
+
+        server.stop()  # a second outage: a second warning, and the same memory as in the first
+        assert await store.tokens(KEY, max_tokens=2) == 0.0
+        assert store.degraded
+        warnings, infos = warnings_and_infos(caplog)
+        assert len(warnings) == 2
+        assert len(infos) == 1
+    finally:
+        server.stop()

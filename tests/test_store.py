@@ -1,0 +1,218 @@
+"""The ``StateStore`` contract: the same tests on ``MemoryStore`` and on ``RedisStore``.
+
+The Redis runs start a real ``redis-server`` (skipped locally when it is not
+installed, a failure when ``CI=true``); each test gets its own key prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from adk_retry.store import CircuitView, MemoryStore, StateStore, circuit_state, default_store
+from tests.redis_server import RedisServer, running_redis
+
+KEY = "openai/gpt-4o"
+NOW = 1_000.0
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    from adk_retry.redis_store import RedisStore
+
+    server: RedisServer = request.getfixturevalue("redis_server")
+    redis_store = RedisStore.from_url(server.url, prefix=f"test:{uuid.uuid4().hex}:")
+    try:
+        yield redis_store
+    finally:
+        assert not redis_store.degraded, "the contract tests must run on Redis, not on the fallback"
+        await redis_store.aclose()
+
+
+def test_is_a_state_store(store: StateStore) -> None:
+    assert isinstance(store, StateStore)
+
+
+# -- retry budget ---------------------------------------------------------------
+
+
+async def test_bucket_starts_full(store: StateStore) -> None:
+    assert await store.tokens(KEY, max_tokens=3) == 3.0
+
+
+async def test_take_until_empty(store: StateStore) -> None:
+    assert [await store.take_token(KEY, max_tokens=3) for _ in range(4)] == [True, True, True, False]
+    assert await store.tokens(KEY, max_tokens=3) == 0.0
+    assert await store.take_token(KEY, max_tokens=3) is False
+
+
+async def test_buckets_are_separate(store: StateStore) -> None:
+    assert await store.take_token(KEY, max_tokens=1) is True
+    assert await store.take_token(KEY, max_tokens=1) is False
+    assert await store.take_token("anthropic/claude", max_tokens=1) is True
+
+
+async def test_refund_is_capped_at_max(store: StateStore) -> None:
+    await store.take_token(KEY, max_tokens=3)
+    await store.take_token(KEY, max_tokens=3)
+    await store.refund(KEY, 1.0, max_tokens=3)
+    assert await store.tokens(KEY, max_tokens=3) == 2.0
+    await store.refund(KEY, 5.0, max_tokens=3)
+    assert await store.tokens(KEY, max_tokens=3) == 3.0
+
+
+async def test_refund_of_an_untouched_bucket_keeps_it_full(store: StateStore) -> None:
+    await store.refund(KEY, 0.5, max_tokens=2)
+    assert await store.tokens(KEY, max_tokens=2) == 2.0
+
+
+async def test_fractional_refunds_are_exact(store: StateStore) -> None:
+    assert await store.take_token(KEY, max_tokens=1) is True
+    for _ in range(3):
+        await store.refund(KEY, 0.1, max_tokens=1)
+    assert await store.tokens(KEY, max_tokens=1) == 0.1 + 0.1 + 0.1  # 0.30000000000000004, bit for bit
+    assert await store.take_token(KEY, max_tokens=1) is False  # fewer than one token left
+    await store.refund(KEY, 0.7, max_tokens=1)
+    assert await store.tokens(KEY, max_tokens=1) == min(1.0, 0.1 + 0.1 + 0.1 + 0.7)
+    assert await store.take_token(KEY, max_tokens=1) is True
+
+
+async def test_concurrent_takes_never_overspend(store: StateStore) -> None:
+    results = await asyncio.gather(*(store.take_token(KEY, max_tokens=5) for _ in range(20)))
+    assert sum(results) == 5
+
+
+# -- circuit breaker --------------------------------------------------------------
+
+
+async def open_circuit(store: StateStore, *, threshold: int = 3, cooldown: float = 10.0) -> None:
+    for _ in range(threshold):
+        await store.record_failure(KEY, NOW, threshold=threshold, cooldown=cooldown, hint=None)
+
+
+async def test_closed_circuit_admits(store: StateStore) -> None:
+    assert await store.admit(KEY, NOW, probe_timeout=30.0) == CircuitView("closed", 0.0, 0, True)
+
+
+async def test_failures_below_threshold_keep_it_closed(store: StateStore) -> None:
+    for count in (1, 2):
+        before, after = await store.record_failure(KEY, NOW, threshold=3, cooldown=10.0, hint=None)
+        assert (before, after) == ("closed", CircuitView("closed", 0.0, count))
+    assert await store.admit(KEY, NOW, probe_timeout=30.0) == CircuitView("closed", 0.0, 2, True)
+
+
+async def test_threshold_consecutive_failures_open_it(store: StateStore) -> None:
+    await store.record_failure(KEY, NOW, threshold=3, cooldown=10.0, hint=None)
+    await store.record_failure(KEY, NOW, threshold=3, cooldown=10.0, hint=None)
+    before, after = await store.record_failure(KEY, NOW, threshold=3, cooldown=10.0, hint=None)
+    assert before == "closed"
+    assert after == CircuitView("open", NOW + 10.0, 3)
+
+
+async def test_open_circuit_denies_until_cooldown(store: StateStore) -> None:
+    await open_circuit(store)
+    view = await store.admit(KEY, NOW + 5.0, probe_timeout=30.0)
+    assert view == CircuitView("open", NOW + 10.0, 3, allowed=False)
+
+
+async def test_exactly_one_concurrent_admit_gets_the_probe(store: StateStore) -> None:
+    await open_circuit(store)
+    views = await asyncio.gather(*(store.admit(KEY, NOW + 10.0, probe_timeout=30.0) for _ in range(5)))
+    assert [view.allowed for view in views].count(True) == 1
+    assert {view.state for view in views} == {"half_open"}
+    assert {view.open_until for view in views} == {NOW + 10.0}
+
+
+async def test_a_second_probe_after_probe_timeout(store: StateStore) -> None:
+    await open_circuit(store)
+    assert (await store.admit(KEY, NOW + 10.0, probe_timeout=30.0)).allowed
+    assert not (await store.admit(KEY, NOW + 39.9, probe_timeout=30.0)).allowed
+    assert (await store.admit(KEY, NOW + 40.0, probe_timeout=30.0)).allowed
+    assert not (await store.admit(KEY, NOW + 41.0, probe_timeout=30.0)).allowed
+
+
+async def test_probe_failure_reopens(store: StateStore) -> None:
+    await open_circuit(store, threshold=3)
+    assert (await store.admit(KEY, NOW + 11.0, probe_timeout=30.0)).allowed
+    before, after = await store.record_failure(KEY, NOW + 11.0, threshold=100, cooldown=10.0, hint=None)
+    assert before == "half_open"
+    assert after == CircuitView("open", NOW + 21.0, 4)
+    assert await store.admit(KEY, NOW + 15.0, probe_timeout=30.0) == CircuitView("open", NOW + 21.0, 4, False)
+    # Re-opening forgets the old probe: the next cool-down ends with a fresh probe at once.
+    assert (await store.admit(KEY, NOW + 21.0, probe_timeout=30.0)).allowed
+
+
+async def test_success_closes_and_reports_half_open(store: StateStore) -> None:
+    await open_circuit(store)
+    assert (await store.admit(KEY, NOW + 10.0, probe_timeout=30.0)).allowed
+    before, after = await store.record_success(KEY)
+    assert before == "half_open"
+    assert after == CircuitView("closed", 0.0, 0)
+    assert await store.admit(KEY, NOW + 10.0, probe_timeout=30.0) == CircuitView("closed", 0.0, 0, True)
+    # Counting starts again from zero.
+    _, view = await store.record_failure(KEY, NOW + 11.0, threshold=3, cooldown=10.0, hint=None)
+    assert view == CircuitView("closed", 0.0, 1)
+
+
+async def test_success_on_a_never_opened_circuit_reports_closed(store: StateStore) -> None:
+    assert await store.record_success(KEY) == ("closed", CircuitView("closed", 0.0, 0))
+    await store.record_failure(KEY, NOW, threshold=3, cooldown=10.0, hint=None)
+    assert await store.record_success(KEY) == ("closed", CircuitView("closed", 0.0, 0))
+    assert await store.admit(KEY, NOW, probe_timeout=30.0) == CircuitView("closed", 0.0, 0, True)
+
+
+@pytest.mark.parametrize(("hint", "open_for"), [(30.0, 30.0), (2.0, 10.0), (0.0, 10.0)])
+async def test_a_hint_opens_at_once_for_the_longer_of_cooldown_and_hint(
+    store: StateStore, hint: float, open_for: float
+) -> None:
+    before, after = await store.record_failure(KEY, NOW, threshold=5, cooldown=10.0, hint=hint)
+    assert before == "closed"
+    assert after == CircuitView("open", NOW + open_for, 1)
+    assert not (await store.admit(KEY, NOW + open_for - 0.5, probe_timeout=30.0)).allowed
+    assert (await store.admit(KEY, NOW + open_for, probe_timeout=30.0)).allowed
+
+
+async def test_open_until_never_shrinks(store: StateStore) -> None:
+    await store.record_failure(KEY, NOW, threshold=5, cooldown=10.0, hint=60.0)
+    before, after = await store.record_failure(KEY, NOW + 1.0, threshold=1, cooldown=10.0, hint=None)
+    assert before == "open"
+    assert after == CircuitView("open", NOW + 60.0, 2)
+
+
+async def test_times_round_trip_exactly(store: StateStore) -> None:
+    now = 1_700_000_000.123456
+    _, view = await store.record_failure(KEY, now, threshold=1, cooldown=7.3, hint=None)
+    assert view.open_until == now + 7.3
+    assert (await store.admit(KEY, now + 7.3, probe_timeout=0.1)).allowed
+    assert not (await store.admit(KEY, now + 7.3 + 0.05, probe_timeout=0.1)).allowed
+
+
+async def test_circuits_are_separate(store: StateStore) -> None:
+    await open_circuit(store)
+    assert (await store.admit("anthropic/claude", NOW, probe_timeout=30.0)).allowed
+
+
+# -- helpers of the store module ----------------------------------------------------
+
+
+def test_circuit_state() -> None:
+    assert circuit_state(0.0, NOW) == "closed"
+    assert circuit_state(NOW + 1, NOW) == "open"
+    assert circuit_state(NOW, NOW) == "half_open"
+
+
+def test_default_store_is_shared() -> None:
+    assert default_store() is default_store()
+    assert isinstance(default_store(), MemoryStore)
