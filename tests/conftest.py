@@ -15,6 +15,8 @@ import pytest
 from adk_retry.testing import FaultServer
 
 API_KEY = "sk-test-SECRET0123456789"
+OUTAGE = r"503|Service Unavailable|ServiceUnavailable"
+"""What a 503 from the fault server looks like in litellm's error text."""
 
 
 @pytest.fixture

@@ -84,3 +84,56 @@ async def test_429_with_retry_after_then_success_sends_two_requests(server, make
     assert turn.text == "after the wait"
     assert len(server.requests) == 2
     assert handler.stats.slept == pytest.approx(1.0)
+
+
+@pytest.mark.e2e
+async def test_attempt_timeout_cancels_a_hanging_attempt_and_retries(server, make_model):
+    from google.adk.agents import LlmAgent
+
+    from adk_retry import add_retry_capabilities_to_agent
+    from adk_retry.testing.turns import run_turn
+
+    agent = LlmAgent(name="impatient", model=make_model())
+    handler = RetryHandler(RetryPolicy(retry_on="transient", attempt_timeout=0.3), agent_name="impatient")
+    add_retry_capabilities_to_agent(agent, handler)
+    server.push(Fault.delay(30.0, then=Fault.ok("too late")), Fault.ok("in time"))
+    with no_waits():
+        turn = await run_turn(agent)
+    assert turn.text == "in time"
+    assert len(server.requests) == 2
+    assert handler.stats.errors == {"TimeoutError": 1}
+
+
+@pytest.mark.e2e
+async def test_attempt_timeout_covers_a_stream_until_its_first_chunk(server, make_model):
+    from google.adk.agents import LlmAgent
+
+    from adk_retry import add_retry_capabilities_to_agent
+    from adk_retry.testing.turns import run_turn
+
+    agent = LlmAgent(name="impatient", model=make_model())
+    handler = RetryHandler(RetryPolicy(retry_on="transient", attempt_timeout=0.3), agent_name="impatient")
+    add_retry_capabilities_to_agent(agent, handler)
+    server.push(Fault.delay(30.0), Fault.ok("streamed in time", chunks=3))
+    with no_waits():
+        turn = await run_turn(agent, streaming=True)
+    assert turn.text == "streamed in time"
+    assert len(server.requests) == 2
+
+
+@pytest.mark.e2e
+async def test_the_total_timeout_stops_retrying_when_the_budget_is_spent(server, make_model):
+    from google.adk.agents import LlmAgent
+
+    from adk_retry import add_retry_capabilities_to_agent
+    from adk_retry.testing.turns import run_turn
+
+    agent = LlmAgent(name="deadlined", model=make_model())
+    policy = RetryPolicy(retry_on="transient", attempt_timeout=0.2, timeout=0.5, base_delay=0.05, jitter=0.0)
+    handler = RetryHandler(policy, agent_name="deadlined")
+    add_retry_capabilities_to_agent(agent, handler)
+    server.push(*Fault.delay(30.0).times(10))
+    with pytest.raises(TimeoutError):
+        await run_turn(agent)
+    # 0.2 s attempt + 0.05 s wait + 0.2 s attempt = 0.45 s; a third would need 0.1 s more wait: past 0.5 s.
+    assert len(server.requests) == 2

@@ -1,0 +1,100 @@
+"""Circuit breaker, end to end with the fault server and an injected wall clock."""
+
+from __future__ import annotations
+
+import pytest
+from google.adk.agents import LlmAgent
+
+from adk_retry import CircuitOpenError, RetryHandler, RetryPolicy, add_retry_capabilities_to_agent
+from adk_retry.breaker import CircuitBreaker
+from adk_retry.store import MemoryStore
+from adk_retry.testing import Fault, no_waits
+from adk_retry.testing.turns import run_turn
+from tests.conftest import OUTAGE
+
+pytestmark = pytest.mark.e2e
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def guarded(make_model, clock: WallClock, **breaker) -> tuple[LlmAgent, RetryHandler]:
+    policy = RetryPolicy(
+        retry_on="transient",
+        max_retries=2,
+        breaker=CircuitBreaker(**{"failure_threshold": 3, "cooldown": 30.0, **breaker}),
+        store=MemoryStore(),
+    )
+    agent = LlmAgent(name="guarded", model=make_model())
+    handler = RetryHandler(policy, agent_name="guarded", wall_clock=clock)
+    add_retry_capabilities_to_agent(agent, handler)
+    return agent, handler
+
+
+async def test_opens_fails_fast_then_probes_and_closes(server, make_model):
+    clock = WallClock()
+    agent, handler = guarded(make_model, clock)
+    server.push(*Fault.http_error(503).times(3))
+    with no_waits():
+        with pytest.raises(Exception, match=OUTAGE) as first:
+            await run_turn(agent)
+        assert len(server.requests) == 3
+
+        with pytest.raises(CircuitOpenError) as refused:
+            await run_turn(agent)
+        assert len(server.requests) == 3, "an open circuit does not touch the network"
+        assert refused.value.model == "openai/fault-model"
+        assert refused.value.reopens_at == clock.now + 30.0
+        assert refused.value.__cause__ is first.value
+
+        clock.now += 31.0  # past the cool-down: one probe goes through
+        server.push(Fault.ok("back"))
+        assert (await run_turn(agent)).text == "back"
+        assert (await run_turn(agent)).text == "ok", "closed again"
+    assert handler.stats.breaker_rejections == 1
+    assert handler.stats.breaker_transitions == {"closed->open": 1, "half_open->closed": 1}
+
+
+async def test_a_failed_probe_opens_it_again(server, make_model):
+    clock = WallClock()
+    agent, _ = guarded(make_model, clock, failure_threshold=1)
+    server.push(Fault.http_error(500))
+    with no_waits():
+        with pytest.raises(Exception, match=r"500|InternalServerError"):
+            await run_turn(agent)
+        clock.now += 31.0
+        server.push(Fault.http_error(500))
+        with pytest.raises(Exception, match=r"500|InternalServerError"):
+            await run_turn(agent)
+        with pytest.raises(CircuitOpenError):
+            await run_turn(agent)
+    assert len(server.requests) == 2
+
+
+async def test_a_429_with_retry_after_opens_it_at_least_that_long(server, make_model):
+    clock = WallClock()
+    agent, _ = guarded(make_model, clock, failure_threshold=10, cooldown=5.0)
+    server.push(Fault.http_error(429, retry_after=60))
+    with no_waits():
+        with pytest.raises(Exception, match=r"429|RateLimit"):
+            await run_turn(agent)  # 60 s is under max_hint_delay, but the open circuit stops the retry
+        clock.now += 30.0
+        with pytest.raises(CircuitOpenError) as refused:
+            await run_turn(agent)
+    assert refused.value.reopens_at == pytest.approx(clock.now - 30.0 + 60.0)
+    assert len(server.requests) == 1
+
+
+async def test_client_errors_do_not_count(server, make_model):
+    clock = WallClock()
+    agent, handler = guarded(make_model, clock, failure_threshold=1)
+    server.push(Fault.http_error(400))
+    with no_waits(), pytest.raises(Exception, match=r"400|BadRequest"):
+        await run_turn(agent)
+    assert (await run_turn(agent)).text == "ok"
+    assert handler.stats.breaker_transitions == {}
