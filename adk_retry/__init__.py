@@ -13,28 +13,41 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from adk_retry.breaker import CircuitBreaker
+from adk_retry.budget import RetryBudget
 from adk_retry.callbacks import create_retry_callbacks
 from adk_retry.errors import AdkRetryError, CircuitOpenError, EmptyResponseError
+from adk_retry.events import RetryEvent
 from adk_retry.handler import RetryHandler
 from adk_retry.integration import add_retry_capabilities_to_agent, remove_retry_capabilities
 from adk_retry.plugin import RetryPlugin
-from adk_retry.policy import LogTemplates, RetryPolicy
+from adk_retry.policy import TRANSIENT, LogTemplates, RetryPolicy
 from adk_retry.redact import RedactingFilter, redact
+from adk_retry.rules import ErrorRule, RecoveryContext
 from adk_retry.stats import RetryStats
+from adk_retry.store import MemoryStore, StateStore
 
 if TYPE_CHECKING:
     from adk_retry.agents.software_engineer import create_enhanced_software_engineer_agent
 
 __all__ = [
     "AdkRetryError",
+    "CircuitBreaker",
     "CircuitOpenError",
     "EmptyResponseError",
+    "ErrorRule",
     "LogTemplates",
+    "MemoryStore",
+    "RecoveryContext",
     "RedactingFilter",
+    "RetryBudget",
+    "RetryEvent",
     "RetryHandler",
     "RetryPlugin",
     "RetryPolicy",
     "RetryStats",
+    "StateStore",
+    "TRANSIENT",
     "add_retry_capabilities_to_agent",
     "create_enhanced_software_engineer_agent",
     "create_retry_callbacks",

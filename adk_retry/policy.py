@@ -26,7 +26,7 @@ from adk_retry.events import Hook
 from adk_retry.rules import ErrorRule, Recovery
 from adk_retry.store import StateStore
 
-__all__ = ["LogTemplates", "Predicate", "RetryOn", "RetryPolicy", "StreamMode"]
+__all__ = ["TRANSIENT", "LogTemplates", "Predicate", "RetryOn", "RetryPolicy", "StreamMode"]
 
 Predicate: TypeAlias = Callable[[BaseException], bool]
 """A function that says whether an exception is worth another attempt."""
@@ -57,7 +57,12 @@ def _presets() -> dict[str, Predicate]:
     return {"default": classify.seed_default, "all": _retry_all, "transient": is_transient}
 
 
-PRESET_NAMES = ("all", "default", "transient")
+TRANSIENT = "transient"
+"""``retry_on=TRANSIENT``: rate limits, 5xx, timeouts, dropped connections, Ollama
+out-of-memory and empty answers; never 4xx, cancellation or programming errors.
+See :mod:`adk_retry.transient`."""
+
+PRESET_NAMES = ("all", "default", TRANSIENT)
 
 
 class LogTemplates(BaseModel):

@@ -15,3 +15,11 @@ def test_ci_runs_the_readme_test_command():
     demo, tests = commands
     assert demo.endswith("adk-retry demo")
     assert tests in ci.splitlines()
+
+
+def test_public_api_is_explicit_and_sorted():
+    import adk_retry
+
+    assert adk_retry.__all__ == sorted(adk_retry.__all__)
+    for name in adk_retry.__all__:
+        assert getattr(adk_retry, name).__doc__ or name.isupper(), f"{name} has no docstring"
