@@ -20,6 +20,10 @@ object called from another runner, without the plugin, behaves as before.
 - Callbacks never raise: ADK turns a plugin's exception into a
   ``RuntimeError`` that ends the run, so a failure here is logged and the
   call goes on without retry.
+- A policy that retries HTTP errors turns off the retry layers beneath the
+  model (see :mod:`adk_retry.layers`) on the model object itself, so a
+  runner without the plugin that shares that object meets it without those
+  layers until ``close()`` puts them back.
 - ``await plugin.close()`` (the runner calls it) undoes what the plugin did.
 """
 
