@@ -14,7 +14,6 @@ ADK_RETRY_MODEL names a real LiteLLM model.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -22,23 +21,15 @@ import sys
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from google.adk.agents import Agent
-from google.adk.models.lite_llm import LiteLlm
 
 from adk_retry import add_retry_capabilities_to_agent, create_retry_callbacks
-from adk_retry.testing import Fault, FaultServer
-from adk_retry.testing.turns import run_turn
+from adk_retry.testing import Fault
+from adk_retry.testing.turns import example_model, run_turn
 
 
 async def main() -> str:
     """Build the agent the seed's way, verify it, run one turn."""
-    real_model = os.environ.get("ADK_RETRY_MODEL")
-    with contextlib.ExitStack() as stack:
-        if real_model:
-            model = LiteLlm(model=real_model)
-        else:
-            server = stack.enter_context(FaultServer(Fault.empty_choices(), Fault.ok("Retried and answered.")))
-            model = LiteLlm(model="openai/manual", api_base=server.url, api_key="sk-fake")
-
+    with example_model(Fault.empty_choices(), Fault.ok("Retried and answered.")) as model:
         retry_callbacks = create_retry_callbacks(
             agent_name="my_agent", max_retries=3, base_delay=0.2, max_delay=8.0, backoff_multiplier=2.0
         )

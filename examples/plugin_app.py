@@ -11,7 +11,6 @@ ADK_RETRY_MODEL names a real LiteLLM model.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -23,8 +22,8 @@ from google.adk.models.lite_llm import LiteLlm
 from google.adk.tools.agent_tool import AgentTool
 
 from adk_retry import RetryPlugin, RetryPolicy
-from adk_retry.testing import Fault, FaultServer
-from adk_retry.testing.turns import run_turn
+from adk_retry.testing import Fault
+from adk_retry.testing.turns import example_model, run_turn
 
 SCRIPT = (
     Fault.tool_call("researcher", {"request": "What is adk-retry?"}),
@@ -52,13 +51,7 @@ def build_app(model: LiteLlm) -> LlmAgent:
 
 async def main() -> str:
     """Run one turn of the app under the plugin and print per-agent statistics."""
-    real_model = os.environ.get("ADK_RETRY_MODEL")
-    with contextlib.ExitStack() as stack:
-        if real_model:
-            model = LiteLlm(model=real_model)
-        else:
-            server = stack.enter_context(FaultServer(*SCRIPT))
-            model = LiteLlm(model="openai/plugin-app", api_base=server.url, api_key="sk-fake")
+    with example_model(*SCRIPT) as model:
         plugin = RetryPlugin(RetryPolicy(base_delay=0.2))
         turn = await run_turn(build_app(model), "Explain adk-retry.", plugins=[plugin])
         print(f"answer: {turn.text}")

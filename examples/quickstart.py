@@ -10,7 +10,6 @@ environment, it talks to the real provider instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -18,22 +17,15 @@ import sys
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from google.adk.agents import Agent
-from google.adk.models.lite_llm import LiteLlm
 
 from adk_retry import RetryHandler, add_retry_capabilities_to_agent
-from adk_retry.testing import Fault, FaultServer
-from adk_retry.testing.turns import run_turn
+from adk_retry.testing import Fault
+from adk_retry.testing.turns import example_model, run_turn
 
 
 async def main() -> str:
     """Run one turn and return the answer."""
-    real_model = os.environ.get("ADK_RETRY_MODEL")
-    with contextlib.ExitStack() as stack:
-        if real_model:
-            model = LiteLlm(model=real_model)
-        else:
-            server = stack.enter_context(FaultServer(Fault.empty_choices(), Fault.empty_choices(), Fault.ok("Hi!")))
-            model = LiteLlm(model="openai/quickstart", api_base=server.url, api_key="sk-fake")
+    with example_model(Fault.empty_choices(), Fault.empty_choices(), Fault.ok("Hi!")) as model:
         agent = Agent(name="quickstart", model=model, instruction="Greet the user.")
 
         add_retry_capabilities_to_agent(agent, RetryHandler(agent_name="quickstart"))  # <- the one line

@@ -69,24 +69,6 @@ async def test_no_retry_starts_that_cannot_finish_before_the_deadline():
 
 
 @pytest.mark.e2e
-async def test_429_with_retry_after_then_success_sends_two_requests(server, make_model):
-    from google.adk.agents import LlmAgent
-
-    from adk_retry import add_retry_capabilities_to_agent
-    from adk_retry.testing.turns import run_turn
-
-    agent = LlmAgent(name="limited", model=make_model())
-    handler = RetryHandler(RetryPolicy(retry_on="transient"), agent_name="limited", random=lambda: 0.0)
-    add_retry_capabilities_to_agent(agent, handler)
-    server.push(Fault.http_error(429, retry_after=1), Fault.ok("after the wait"))
-    with no_waits():
-        turn = await run_turn(agent)
-    assert turn.text == "after the wait"
-    assert len(server.requests) == 2
-    assert handler.stats.slept == pytest.approx(1.0)
-
-
-@pytest.mark.e2e
 async def test_attempt_timeout_cancels_a_hanging_attempt_and_retries(server, make_model):
     from google.adk.agents import LlmAgent
 

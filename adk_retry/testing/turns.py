@@ -6,16 +6,21 @@ not rebuild the session boilerplate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from google.adk.agents.base_agent import BaseAgent
     from google.adk.events.event import Event
+    from google.adk.models.lite_llm import LiteLlm
     from google.adk.plugins.base_plugin import BasePlugin
 
-__all__ = ["Turn", "run_turn"]
+    from adk_retry.testing.faults import Fault
+
+__all__ = ["Turn", "example_model", "run_turn"]
 
 
 @dataclass
@@ -78,3 +83,30 @@ async def run_turn(
         if part.text and not part.thought
     )
     return Turn(events=events, text=text)
+
+
+@contextmanager
+def example_model(*script: Fault, name: str = "openai/example") -> Iterator[LiteLlm]:
+    """The model an example runs on: a real provider, or the fault server playing ``script``.
+
+    With ``ADK_RETRY_MODEL`` set (a LiteLLM model name, its key in the
+    provider's usual variable), a real ``LiteLlm``; otherwise one talking to a
+    :class:`~adk_retry.testing.FaultServer` that answers with ``script``, for
+    as long as the block lasts.
+
+    Example:
+        >>> from adk_retry.testing import Fault
+        >>> with example_model(Fault.ok("hi")) as model:
+        ...     model.model
+        'openai/example'
+    """
+    from google.adk.models.lite_llm import LiteLlm
+
+    from adk_retry.testing.server import FaultServer
+
+    real_model = os.environ.get("ADK_RETRY_MODEL")
+    if real_model:
+        yield LiteLlm(model=real_model)
+        return
+    with FaultServer(*script) as server:
+        yield LiteLlm(model=name, api_base=server.url, api_key="sk-fake")
