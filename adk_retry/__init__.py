@@ -20,6 +20,7 @@ from adk_retry.errors import AdkRetryError, CircuitOpenError, EmptyResponseError
 from adk_retry.events import RetryEvent
 from adk_retry.handler import RetryHandler
 from adk_retry.integration import add_retry_capabilities_to_agent, remove_retry_capabilities
+from adk_retry.metrics import Metrics, enable_metrics, stats_by_agent, stats_by_model
 from adk_retry.plugin import RetryPlugin
 from adk_retry.policy import TRANSIENT, LogTemplates, RetryPolicy
 from adk_retry.redact import RedactingFilter, redact
@@ -38,6 +39,7 @@ __all__ = [
     "ErrorRule",
     "LogTemplates",
     "MemoryStore",
+    "Metrics",
     "RecoveryContext",
     "RedactingFilter",
     "RetryBudget",
@@ -51,8 +53,11 @@ __all__ = [
     "add_retry_capabilities_to_agent",
     "create_enhanced_software_engineer_agent",
     "create_retry_callbacks",
+    "enable_metrics",
     "redact",
     "remove_retry_capabilities",
+    "stats_by_agent",
+    "stats_by_model",
 ]
 
 

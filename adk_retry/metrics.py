@@ -1,0 +1,589 @@
+"""Aggregate statistics and OpenTelemetry metrics and span events for adk-retry.
+
+Two things live here.
+
+**Aggregate views**, with no dependency at all: :func:`stats_by_agent` sums
+the statistics of every live :class:`~adk_retry.RetryHandler` by agent name,
+:func:`stats_by_model` those of every wrapped model by model name, and
+:func:`merge` adds two :class:`~adk_retry.RetryStats`.
+
+**OpenTelemetry**, through ``opentelemetry-api`` only (the SDK is the
+application's choice). :func:`enable_metrics` creates these instruments on
+the meter ``adk_retry``:
+
+================================  ===================  ==========================================
+instrument                        kind                 attributes
+================================  ===================  ==========================================
+``adk_retry.calls``               observable counter   ``agent``, ``outcome`` (``success``,
+                                                       ``failure``, ``circuit_open``)
+``adk_retry.attempts``            observable counter   ``agent``
+``adk_retry.retries``             observable counter   ``agent``
+``adk_retry.give_ups``            counter              ``agent``, ``model``, ``error_class``,
+                                                       ``reason``
+``adk_retry.backoff_delay``       histogram (``s``)    ``agent``, ``model``, ``error_class``,
+                                                       ``reason`` (``backoff`` or ``hint``)
+``adk_retry.breaker_transitions`` counter              ``model``, ``state``
+``adk_retry.budget_denials``      counter              ``agent``, ``model``, ``error_class``
+================================  ===================  ==========================================
+
+and records each retry as a span event ``adk_retry.retry`` on the current
+span (attributes ``agent``, ``model``, ``attempt``, ``delay``,
+``error_type``, ``error_class``, ``reason``).
+
+Why it costs nothing on the success path: the three observable counters read
+the counters every handler keeps anyway, in callbacks that run only when a
+metric reader collects; everything else is fed by
+:class:`~adk_retry.events.RetryEvent` s, which handlers emit only on the
+failure path (a retry, a give-up, a breaker change, a budget denial). No
+``add()`` runs per attempt. Without a configured ``MeterProvider`` the
+instruments are the API's no-op proxies.
+
+``give_ups`` is event-driven, not observed, so that it can carry the error
+class and the reason. It counts retriable failures whose retries ran out
+(attempts, deadline, budget, open circuit, a server hint over
+``max_hint_delay``); failures that were never retriable (a 400) are not give
+ups: they show in ``adk_retry.calls{outcome="failure"}``.
+
+Importing this module (``import adk_retry`` does) enables the metrics on the
+*global* providers, so an application only has to set its ``MeterProvider``
+and ``TracerProvider``, before or after importing adk-retry. Set the
+environment variable ``ADK_RETRY_OTEL=0`` to opt out.
+
+Attribute values are strings and numbers only; exceptions appear by type
+name and transient class, never by message (a message may carry a secret).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import threading
+import weakref
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry import trace as otel_trace
+
+from adk_retry.events import RetryEvent, global_hooks
+from adk_retry.handler import RetryHandler, live_handlers
+from adk_retry.integration import live_models
+from adk_retry.stats import RetryStats
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+    from opentelemetry.trace import Tracer, TracerProvider
+    from opentelemetry.util.types import AttributeValue
+
+__all__ = ["INSTRUMENTS", "SPAN_EVENT", "Metrics", "enable_metrics", "merge", "stats_by_agent", "stats_by_model"]
+
+SPAN_EVENT = "adk_retry.retry"
+"""The name of the span event (and fallback span) that records one retry."""
+
+INSTRUMENTS = (
+    "adk_retry.calls",
+    "adk_retry.attempts",
+    "adk_retry.retries",
+    "adk_retry.give_ups",
+    "adk_retry.backoff_delay",
+    "adk_retry.breaker_transitions",
+    "adk_retry.budget_denials",
+)
+"""The names of the instruments :func:`enable_metrics` creates."""
+
+# Seconds: a retry waits from tens of milliseconds (a hint) to minutes (max_hint_delay).
+_DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 60.0, 120.0, 300.0)
+_UNKNOWN_MODEL = "unknown"
+_UNCLASSIFIED = "other"
+
+_T = TypeVar("_T")
+
+
+# -- aggregate views -------------------------------------------------------------------------
+
+
+def merge(a: RetryStats, b: RetryStats) -> RetryStats:
+    """A new :class:`~adk_retry.RetryStats` with the counts of ``a`` and ``b`` added.
+
+    Counters and ``slept`` are summed, ``errors`` and ``breaker_transitions``
+    added key by key; ``last_error`` is ``b``'s if it has one, else ``a``'s.
+    Neither argument is changed.
+
+    Example:
+        >>> from collections import Counter
+        >>> total = merge(RetryStats(calls=2, errors=Counter(ValueError=1)),
+        ...               RetryStats(calls=1, errors=Counter(ValueError=2, KeyError=1)))
+        >>> total.calls, dict(total.errors)
+        (3, {'ValueError': 3, 'KeyError': 1})
+    """
+    errors: Counter[str] = Counter(a.errors)
+    errors.update(b.errors)
+    transitions: Counter[str] = Counter(a.breaker_transitions)
+    transitions.update(b.breaker_transitions)
+    return RetryStats(
+        calls=a.calls + b.calls,
+        attempts=a.attempts + b.attempts,
+        retries=a.retries + b.retries,
+        successes=a.successes + b.successes,
+        failures=a.failures + b.failures,
+        slept=a.slept + b.slept,
+        budget_denials=a.budget_denials + b.budget_denials,
+        breaker_rejections=a.breaker_rejections + b.breaker_rejections,
+        breaker_transitions=transitions,
+        errors=errors,
+        last_error=b.last_error if b.last_error is not None else a.last_error,
+    )
+
+
+def stats_by_agent() -> dict[str, RetryStats]:
+    """The statistics of every live handler, summed by agent name.
+
+    Several handlers may share an agent name (one per plugin, say, or a
+    handler rebuilt): their counts are added. The values are fresh copies:
+    changing them changes no handler.
+
+    Example:
+        >>> from adk_retry import RetryHandler
+        >>> first, second = RetryHandler(agent_name="doc_twin"), RetryHandler(agent_name="doc_twin")
+        >>> first.stats.calls, second.stats.calls = 2, 3
+        >>> stats_by_agent()["doc_twin"].calls
+        5
+    """
+    totals: dict[str, RetryStats] = {}
+    for handler in _snapshot(live_handlers):
+        name = handler.agent_name
+        totals[name] = merge(totals.get(name) or RetryStats(), handler.stats)
+    return totals
+
+
+def stats_by_model() -> dict[str, RetryStats]:
+    """The statistics of every wrapped model, summed by model name.
+
+    Each model instance wrapped by :func:`~adk_retry.add_retry_capabilities_to_agent`
+    or :class:`~adk_retry.RetryPlugin` keeps the calls made through it, whatever
+    the agent. Instances with the same model name (``"openai/gpt-4o"``) are
+    added; a model without a name is listed under its class name.
+
+    Example:
+        >>> from google.adk.agents import LlmAgent
+        >>> from google.adk.models.lite_llm import LiteLlm
+        >>> from adk_retry import RetryHandler, add_retry_capabilities_to_agent
+        >>> agent = LlmAgent(name="doc_model", model=LiteLlm(model="openai/doc-model", api_key="k"))
+        >>> agent = add_retry_capabilities_to_agent(agent, RetryHandler(agent_name="doc_model"))
+        >>> stats_by_model()["openai/doc-model"].calls
+        0
+    """
+    totals: dict[str, RetryStats] = {}
+    for retry in _snapshot(live_models):
+        name = getattr(retry.model, "model", None) or type(retry.model).__name__
+        totals[name] = merge(totals.get(name) or RetryStats(), retry.stats)
+    return totals
+
+
+def _snapshot(items: weakref.WeakSet[_T]) -> list[_T]:
+    """A list of a weak set's members, safe while another thread adds to it."""
+    for _ in range(8):
+        try:
+            return list(items)
+        except RuntimeError:  # "Set changed size during iteration": a handler was created meanwhile
+            continue
+    return list(items)
+
+
+# -- counts that survive their handlers ---------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Seen:
+    agent: str
+    stats: RetryStats
+
+
+class _Ledger:
+    """Cumulative counts by agent: the live handlers plus those gone since first observed.
+
+    Observable counters must never go down. A handler that is garbage
+    collected takes its counts with it, so each handler seen by a collection
+    gets a finalizer that hands its last counts to ``retired``. (A handler
+    created and dropped between two collections is never seen: its counts
+    are lost to the observable counters, not to the event-driven ones.)
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: weakref.WeakKeyDictionary[RetryHandler, _Seen] = weakref.WeakKeyDictionary()
+        self.retired: dict[str, RetryStats] = {}
+        # Finalizers may run in any thread, during any allocation: they only append here.
+        self.pending: deque[_Seen] = deque()
+
+    def totals(self) -> dict[str, RetryStats]:
+        with self.lock:
+            while self.pending:
+                gone = self.pending.popleft()
+                self.retired[gone.agent] = merge(self.retired.get(gone.agent) or RetryStats(), gone.stats)
+            totals = dict(self.retired)
+            for handler in _snapshot(live_handlers):
+                seen = self.seen.get(handler)
+                if seen is None:
+                    seen = self.seen[handler] = _Seen(handler.agent_name, handler.stats)
+                    weakref.finalize(handler, self.pending.append, seen).atexit = False
+                else:
+                    seen.agent, seen.stats = handler.agent_name, handler.stats
+                totals[seen.agent] = merge(totals.get(seen.agent) or RetryStats(), seen.stats)
+            return totals
+
+
+_ledger = _Ledger()
+
+
+# -- OpenTelemetry ----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _version() -> str:
+    try:
+        return importlib.metadata.version("adk-retry")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
+class Metrics:
+    """adk-retry's OpenTelemetry instruments on one meter provider; made by :func:`enable_metrics`.
+
+    It is a hook: while enabled it sits in :data:`adk_retry.events.global_hooks`
+    and turns failure-path events into measurements. There is one per meter
+    provider, for the life of that provider: the OpenTelemetry SDK keeps the
+    first callbacks registered under an instrument name and ignores later
+    ones, so instruments are created once and re-enabling reuses them.
+
+    Attributes:
+        tracer_provider: the provider of the fallback spans, if any (see :func:`enable_metrics`).
+        enabled: whether it records.
+
+    Example:
+        >>> from opentelemetry.sdk.metrics import MeterProvider
+        >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        >>> reader = InMemoryMetricReader()
+        >>> telemetry = enable_metrics(meter_provider=MeterProvider(metric_readers=[reader]))
+        >>> telemetry.enabled, telemetry in global_hooks
+        (True, True)
+        >>> telemetry.disable()
+        >>> telemetry.enabled, telemetry in global_hooks
+        (False, False)
+    """
+
+    def __init__(self, meter_provider: MeterProvider | None, tracer_provider: TracerProvider | None = None) -> None:
+        # Held weakly when possible: the registry maps a provider to its Metrics,
+        # and a strong reference back would keep every provider alive.
+        self._meter_provider: Callable[[], MeterProvider | None]
+        try:
+            self._meter_provider = weakref.ref(meter_provider) if meter_provider is not None else _none
+        except TypeError:
+            self._meter_provider = lambda: meter_provider
+        self.enabled = False
+        self.tracer_provider: TracerProvider | None = None
+        self._tracer: Tracer | None = None
+        self.use_tracer_provider(tracer_provider)
+        # With no provider this is the API's proxy meter: its instruments start
+        # recording once the application sets a global MeterProvider.
+        meter = otel_metrics.get_meter("adk_retry", _version(), meter_provider=meter_provider)
+        meter.create_observable_counter(
+            "adk_retry.calls",
+            callbacks=[self._observe_calls],
+            unit="{call}",
+            description="Model calls ended, by agent and outcome (success, failure, circuit_open).",
+        )
+        meter.create_observable_counter(
+            "adk_retry.attempts",
+            callbacks=[self._observe_attempts],
+            unit="{attempt}",
+            description="Model call attempts made (first tries plus retries), by agent.",
+        )
+        meter.create_observable_counter(
+            "adk_retry.retries",
+            callbacks=[self._observe_retries],
+            unit="{retry}",
+            description="Retries made (attempts after the first), by agent.",
+        )
+        self._give_ups = meter.create_counter(
+            "adk_retry.give_ups",
+            unit="{call}",
+            description="Calls whose retriable failure was not retried further (attempts, deadline, budget, ...).",
+        )
+        self._backoff = meter.create_histogram(
+            "adk_retry.backoff_delay",
+            unit="s",
+            description="The wait scheduled before each retry.",
+            explicit_bucket_boundaries_advisory=_DELAY_BUCKETS,
+        )
+        self._transitions = meter.create_counter(
+            "adk_retry.breaker_transitions",
+            unit="{transition}",
+            description="Circuit breaker state changes, by model and new state.",
+        )
+        self._budget_denials = meter.create_counter(
+            "adk_retry.budget_denials",
+            unit="{retry}",
+            description="Retries refused because the retry budget was empty.",
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Metrics(meter_provider={self.meter_provider!r}, tracer_provider={self.tracer_provider!r}, "
+            f"enabled={self.enabled})"
+        )
+
+    @property
+    def meter_provider(self) -> MeterProvider | None:
+        """The provider given to :func:`enable_metrics`; None for the global one (or once it is gone)."""
+        return self._meter_provider()
+
+    def use_tracer_provider(self, tracer_provider: TracerProvider | None) -> None:
+        """Make the fallback spans with ``tracer_provider`` (None: no fallback spans)."""
+        self.tracer_provider = tracer_provider
+        self._tracer = (
+            None
+            if tracer_provider is None
+            else otel_trace.get_tracer("adk_retry", _version(), tracer_provider=tracer_provider)
+        )
+
+    def enable(self) -> None:
+        """Record again after :meth:`disable` (:func:`enable_metrics` calls it). Harmless twice."""
+        self.enabled = True
+        if self not in _active:
+            _active.append(self)
+        if _record_span not in global_hooks:
+            global_hooks.append(_record_span)
+        if self not in global_hooks:
+            global_hooks.append(self)
+
+    def disable(self) -> None:
+        """Stop: remove the hook; the observable counters report nothing from now on.
+
+        The OpenTelemetry API cannot delete an instrument, so they stay
+        registered on their meter, silent. Calling it twice is harmless.
+        """
+        self.enabled = False
+        while self in global_hooks:
+            global_hooks.remove(self)
+        if self in _active:
+            _active.remove(self)
+        if not _active:
+            while _record_span in global_hooks:
+                global_hooks.remove(_record_span)
+
+    def __call__(self, event: RetryEvent) -> None:
+        """Record one failure-path event (the hook entry point)."""
+        if not self.enabled:
+            return
+        kind = event.kind
+        if kind == "retry":
+            self._backoff.record(
+                event.delay or 0.0,
+                {
+                    "agent": event.agent,
+                    "model": event.model or _UNKNOWN_MODEL,
+                    "error_class": event.error_class or _UNCLASSIFIED,
+                    "reason": "backoff" if event.reason in (None, "backoff") else "hint",
+                },
+            )
+        elif kind == "give_up":
+            self._give_ups.add(
+                1,
+                {
+                    "agent": event.agent,
+                    "model": event.model or _UNKNOWN_MODEL,
+                    "error_class": event.error_class or _UNCLASSIFIED,
+                    "reason": give_up_reason(event.reason),
+                },
+            )
+        elif kind == "breaker_change":
+            self._transitions.add(1, {"model": event.model or _UNKNOWN_MODEL, "state": event.state or "unknown"})
+        elif kind == "budget_denied":
+            self._budget_denials.add(
+                1,
+                {
+                    "agent": event.agent,
+                    "model": event.model or _UNKNOWN_MODEL,
+                    "error_class": event.error_class or _UNCLASSIFIED,
+                },
+            )
+
+    # -- observable counters: run only when a reader collects --------------------------------
+
+    def _observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self.enabled:
+            return []
+        observations = []
+        for agent, stats in _ledger.totals().items():
+            for outcome, value in (
+                ("success", stats.successes),
+                ("failure", stats.failures),
+                ("circuit_open", stats.breaker_rejections),
+            ):
+                observations.append(otel_metrics.Observation(value, {"agent": agent, "outcome": outcome}))
+        return observations
+
+    def _observe_attempts(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self.enabled:
+            return []
+        return [otel_metrics.Observation(s.attempts, {"agent": a}) for a, s in _ledger.totals().items()]
+
+    def _observe_retries(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self.enabled:
+            return []
+        return [otel_metrics.Observation(s.retries, {"agent": a}) for a, s in _ledger.totals().items()]
+
+
+_active: list[Metrics] = []
+
+
+def enable_metrics(
+    meter_provider: MeterProvider | None = None, tracer_provider: TracerProvider | None = None
+) -> Metrics:
+    """Record adk-retry's metrics and span events with OpenTelemetry; returns the :class:`Metrics`.
+
+    Args:
+        meter_provider: where the instruments live; None (the default) uses
+            the global provider, through the API's proxy, so it also works
+            when the application sets its ``MeterProvider`` later. Importing
+            adk-retry already does ``enable_metrics()``.
+        tracer_provider: retries are always added as ``adk_retry.retry``
+            events to the current span when it is recording, whoever made it.
+            When the current span is *not* recording but belongs to a sampled
+            trace (typically: ADK's own spans are no-ops because no global
+            ``TracerProvider`` is set, while the application traces with its
+            own provider), a retry is recorded instead as a short span
+            ``adk_retry.retry`` made by this provider, child of the current
+            context, with the same attributes and event.
+
+    There is one :class:`Metrics` per meter provider: calling it again with
+    the same ``meter_provider`` returns the same object, enabled again if it
+    was disabled, with the ``tracer_provider`` of this call. ``.disable()``
+    undoes it.
+
+    Example:
+        >>> from opentelemetry.sdk.metrics import MeterProvider
+        >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        >>> reader = InMemoryMetricReader()
+        >>> telemetry = enable_metrics(meter_provider=MeterProvider(metric_readers=[reader]))
+        >>> # ... run agents; then reader.get_metrics_data() holds adk_retry.attempts, ...
+        >>> telemetry.disable()
+    """
+    with _registry_lock:
+        telemetry = _registered(meter_provider)
+        if telemetry is None:
+            telemetry = Metrics(meter_provider, tracer_provider)
+            _register(meter_provider, telemetry)
+        elif telemetry.tracer_provider is not tracer_provider:
+            telemetry.use_tracer_provider(tracer_provider)
+        telemetry.enable()
+    return telemetry
+
+
+_registry_lock = threading.Lock()
+_for_global: list[Metrics] = []  # the one for the global provider (meter_provider=None), once made
+_by_provider: weakref.WeakKeyDictionary[MeterProvider, Metrics] = weakref.WeakKeyDictionary()
+_by_id: dict[int, tuple[MeterProvider, Metrics]] = {}  # providers that cannot be weakly referenced
+
+
+def _registered(meter_provider: MeterProvider | None) -> Metrics | None:
+    if meter_provider is None:
+        return _for_global[0] if _for_global else None
+    try:
+        return _by_provider.get(meter_provider)
+    except TypeError:
+        entry = _by_id.get(id(meter_provider))
+        return entry[1] if entry is not None else None
+
+
+def _register(meter_provider: MeterProvider | None, telemetry: Metrics) -> None:
+    if meter_provider is None:
+        _for_global.append(telemetry)
+        return
+    try:
+        _by_provider[meter_provider] = telemetry
+    except TypeError:
+        _by_id[id(meter_provider)] = (meter_provider, telemetry)  # kept alive, so its id stays its own
+
+
+def _none() -> None:
+    return None
+
+
+def give_up_reason(reason: str | None) -> str:
+    """The low-cardinality kind of a give-up reason, for a metric attribute.
+
+    Example:
+        >>> give_up_reason("deadline: 0.20s left, retry needs 1.00s")
+        'deadline'
+    """
+    text = reason or ""
+    for prefix, kind in _GIVE_UP_REASONS:
+        if text.startswith(prefix):
+            return kind
+    return "other"
+
+
+_GIVE_UP_REASONS = (
+    ("attempts exhausted", "attempts_exhausted"),
+    ("the matching rule", "rule_exhausted"),
+    ("server asked to wait", "hint_too_long"),
+    ("deadline", "deadline"),
+    ("circuit open", "circuit_open"),
+    ("retry budget", "budget_exhausted"),
+)
+
+
+def span_attributes(event: RetryEvent) -> Mapping[str, AttributeValue]:
+    """The attributes of a retry's span event: names and numbers, never an error message.
+
+    Example:
+        >>> attributes = span_attributes(
+        ...     RetryEvent("retry", agent="a", model="m", attempt=1, delay=0.5, error=OSError("secret")))
+        >>> attributes["error_type"], attributes["delay"], "secret" in str(attributes)
+        ('OSError', 0.5, False)
+    """
+    return {
+        "agent": event.agent,
+        "model": event.model or _UNKNOWN_MODEL,
+        "attempt": event.attempt,
+        "delay": float(event.delay or 0.0),
+        "error_type": type(event.error).__name__ if event.error is not None else "none",
+        "error_class": event.error_class or _UNCLASSIFIED,
+        "reason": event.reason or "backoff",
+    }
+
+
+def _record_span(event: RetryEvent) -> None:
+    """The one hook (whatever the number of :class:`Metrics`) that records retries on spans."""
+    if event.kind != "retry":
+        return
+    span = otel_trace.get_current_span()
+    if span.is_recording():
+        span.add_event(SPAN_EVENT, span_attributes(event))
+        return
+    context = span.get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return
+    done: set[int] = set()
+    for telemetry in _active:
+        tracer = telemetry._tracer
+        if tracer is None or id(telemetry.tracer_provider) in done:
+            continue
+        done.add(id(telemetry.tracer_provider))
+        attributes = span_attributes(event)
+        fallback = tracer.start_span(SPAN_EVENT, attributes=attributes)
+        fallback.add_event(SPAN_EVENT, attributes)
+        fallback.end()
+
+
+def _enabled_by_environment() -> bool:
+    return os.environ.get("ADK_RETRY_OTEL", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+if _enabled_by_environment():
+    enable_metrics()
