@@ -141,14 +141,24 @@ def is_empty_response(response: LlmResponse) -> bool:
         >>> is_empty_response(LlmResponse(finish_reason=types.FinishReason.SAFETY))
         False
     """
+    # Payload first: it is what a normal answer has, and it settles the question.
+    content = response.content
+    if content is not None and content.parts:
+        for part in content.parts:
+            if (
+                part.text
+                or part.function_call
+                or part.function_response
+                or part.inline_data
+                or part.file_data
+                or part.executable_code
+                or part.code_execution_result
+            ):
+                return False
     if response.error_code is not None:
         return False
     reason = response.finish_reason
-    if reason is not None and getattr(reason, "value", reason) not in _ANSWERLESS_FINISH_REASONS:
-        return False
-    content = response.content
-    if content is None or not content.parts:
-        return True
+    return reason is None or getattr(reason, "value", reason) in _ANSWERLESS_FINISH_REASONS
     for part in content.parts:
         if (
             part.text

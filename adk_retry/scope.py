@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 __all__ = ["Scope", "scope_key"]
@@ -12,6 +13,7 @@ provider prefix (``openai/...``); ``"agent"``: one per agent; ``"app"``: one
 for everything in the store."""
 
 
+@lru_cache(maxsize=4096)  # called several times per guarded call with the same few arguments
 def scope_key(kind: str, scope: Scope, key: str | None, *, model: str | None, agent: str) -> str:
     """The store key for a ``kind`` ("budget" or "circuit") of state.
 
