@@ -323,14 +323,15 @@ class RetryCall:
         if clock.waits_enabled():
             await (self.handler.sleep or clock.default_sleep)(delay)
 
-    async def recover(self, llm_request: Any) -> None:
+    async def recover(self, llm_request: Any, model: Any = None) -> None:
         """Run the recovery hook of the rule that scheduled this retry, if it has one."""
         if self.recovery is None:
             return
         rule, exc = self.recovery
         self.recovery = None
         assert rule.recover is not None
-        await rule.recover(exc, RecoveryContext(agent=self.agent, attempt=self.attempt, llm_request=llm_request))
+        context = RecoveryContext(agent=self.agent, attempt=self.attempt, llm_request=llm_request, model=model)
+        await rule.recover(exc, context)
 
     # -- helpers -----------------------------------------------------------------------------
 

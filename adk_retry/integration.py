@@ -213,7 +213,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                     if delay is None:
                         raise error
                 await call.wait(delay)
-                await call.recover(llm_request)
+                await call.recover(llm_request, retry.model)
         finally:
             if request_retries is not None:
                 http.retry_options = request_retries  # type: ignore[union-attr]

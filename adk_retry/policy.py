@@ -259,19 +259,22 @@ class RetryPolicy(BaseModel):
         """CodeWorm's ``OllamaClient.generate_with_retry``: 3 attempts, linear ``2 s x (attempt + 1)``.
 
         Timeouts and connection errors are retried after 2 s then 4 s; an
-        out-of-memory answer runs ``oom_recovery`` (for example
-        :class:`adk_retry.ollama.OllamaOOMRecovery`, which frees the
-        server's memory as CodeWorm unloads the model) and retries without
-        a wait; when attempts run out the last error is raised.
+        out-of-memory answer runs ``oom_recovery`` and retries without a
+        wait; when attempts run out the last error is raised. The default
+        recovery is :class:`adk_retry.ollama.OllamaOOMRecovery` with
+        ``unload_self=True``: it unloads the models on the Ollama server,
+        the failing one included, as CodeWorm's ``_recover_from_oom`` does.
 
         Example:
             >>> policy = RetryPolicy.codeworm()
             >>> policy.max_attempts, policy.delay(0, u=0.5), policy.delay(1, u=0.5)
             (3, 2.0, 4.0)
         """
+        from adk_retry.ollama import OllamaOOMRecovery
         from adk_retry.rules import ErrorRule
 
-        oom = ErrorRule(match="out_of_memory", backoff="fixed", base_delay=0.0, recover=oom_recovery)
+        recover = oom_recovery if oom_recovery is not None else OllamaOOMRecovery(unload_self=True)
+        oom = ErrorRule(match="out_of_memory", backoff="fixed", base_delay=0.0, recover=recover)
         fields: dict[str, Any] = {
             "max_retries": 2,
             "backoff": "linear",

@@ -21,6 +21,7 @@ from adk_retry.backoff import Backoff
 from adk_retry.transient import ERROR_CLASSES
 
 if TYPE_CHECKING:
+    from google.adk.models.base_llm import BaseLlm
     from google.adk.models.llm_request import LlmRequest
 
 __all__ = ["ErrorRule", "Recovery", "RecoveryContext"]
@@ -38,6 +39,8 @@ class RecoveryContext:
             model call: a hook may point it at another model
             (``llm_request.model = "ollama/llama3.2:1b"``), and that change
             is kept for the retries that follow.
+        model: the model instance being retried, when the call is a model
+            call (a hook can read its settings, e.g. a ``LiteLlm``'s api_base).
 
     Example:
         >>> RecoveryContext(agent="a", attempt=1, llm_request=None).attempt
@@ -47,6 +50,7 @@ class RecoveryContext:
     agent: str
     attempt: int
     llm_request: LlmRequest | None
+    model: BaseLlm | None = None
 
 
 Recovery: TypeAlias = Callable[[BaseException, RecoveryContext], Awaitable[object]]

@@ -64,6 +64,15 @@ def test_codeworm_recovers_from_out_of_memory_without_waiting():
     assert delays == [0.0]
 
 
+def test_codeworm_unloads_ollama_models_by_default():
+    from adk_retry.ollama import OllamaOOMRecovery
+
+    (rule,) = RetryPolicy.codeworm().rules
+    assert rule.match == "out_of_memory"
+    assert isinstance(rule.recover, OllamaOOMRecovery)
+    assert rule.recover.unload_self
+
+
 def test_swarm_sdk_retries_everything_ten_times_ten_seconds_with_its_log_lines(caplog):
     caplog.set_level(logging.INFO, logger="adk_retry")
     delays: list[float] = []
