@@ -86,6 +86,7 @@ class RetryHandler:
         "agent_name",
         "clock",
         "guarded",
+        "limited",
         "owns_lower",
         "policy",
         "random",
@@ -111,6 +112,7 @@ class RetryHandler:
         self.guarded = policy.budget is not None or policy.breaker is not None or policy.adaptive
         self.owns_lower = policy.owns_lower_retries
         self.timed = policy.timeout is not None
+        self.limited = self.timed or policy.attempt_timeout is not None
         self.agent_name = agent_name
         self.sleep = sleep
         self.clock = clock
@@ -137,14 +139,13 @@ class RetryHandler:
         call = self.begin()
         if call.guarded:
             await call.admit()
-        limit = self.policy.attempt_timeout
         while True:
             call.start_attempt()
             try:
-                if limit is None:
+                if not self.limited:
                     result = await model_call()
                 else:
-                    async with asyncio.timeout(limit):
+                    async with asyncio.timeout(call.attempt_limit()):
                         result = await model_call()
             except BaseException as exc:
                 delay = await call.failed(exc)
@@ -221,6 +222,15 @@ class RetryCall:
             if log:
                 log_success(self.handler, self.agent, self.attempt)
             self._event("success_after_retry")
+
+    def attempt_limit(self) -> float | None:
+        """How long the next attempt may take: ``attempt_timeout``, cut to what is left of ``timeout``."""
+        policy = self.handler.policy
+        limit = policy.attempt_timeout
+        if policy.timeout is not None:
+            left = max(0.0, policy.timeout - ((self.handler.clock or clock.default_clock)() - self.started))
+            limit = left if limit is None else min(limit, left)
+        return limit
 
     # -- budget, breaker, adaptive delays (only when the policy asks for them) -------------
 
@@ -304,7 +314,10 @@ class RetryCall:
             self._count_rule(rule)
             if rule.recover is not None:
                 self.recovery = (rule, exc)
-        emit(logging.WARNING, policy.log_templates.retrying, self._fields(exc, delay=delay, reason=reason))
+        fields = self._fields(exc, delay=delay, reason=reason)
+        emit(logging.WARNING, policy.log_templates.retrying, fields)
+        if hint is not None:
+            emit(logging.INFO, policy.log_templates.hinted, fields)
         self._event("retry", delay=delay, error=exc, reason=reason, error_class=kind)
         return delay
 

@@ -159,7 +159,6 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
             await call.admit()
         policy = handler.policy
         hold_all = not stream or policy.stream_mode == "buffer"
-        limit = policy.attempt_timeout
         saved = take(llm_request, config=retry.snapshot_config)
         # LiteLlm maps a request's retry_options onto litellm's num_retries for
         # that call: an owner of retries sets them aside for the call.
@@ -180,7 +179,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                 responses = original(llm_request, stream)
                 try:
                     try:
-                        source = responses if limit is None else _first_within(responses, limit)
+                        source = responses if not handler.limited else _first_within(responses, call.attempt_limit())
                         async for response in source:
                             if hold_all or (not committed and is_empty_response(response)):
                                 held.append(response)
@@ -222,7 +221,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
 
 
 async def _first_within(
-    responses: AsyncGenerator[LlmResponse, None], seconds: float
+    responses: AsyncGenerator[LlmResponse, None], seconds: float | None
 ) -> AsyncGenerator[LlmResponse, None]:
     """``responses``, with ``seconds`` to produce the first one (``attempt_timeout``).
 

@@ -70,7 +70,10 @@ class LogTemplates(BaseModel):
 
     Fields available: ``agent``, ``attempt``, ``max_attempts``, ``attempts``,
     ``delay``, ``error``, ``error_type``, ``reason``. Each template is a tuple:
-    one log record per line (SwarmSDK logs two lines per retry).
+    one log record per line (SwarmSDK logs two lines per retry). ``hinted``
+    is logged (INFO) when a server hint such as ``Retry-After`` set the delay,
+    ``gave_up`` carries the reason in ``extra`` (attempts exhausted, deadline,
+    retry budget exhausted, circuit open, hint over ``max_hint_delay``).
 
     Example:
         >>> LogTemplates().succeeded
@@ -85,6 +88,7 @@ class LogTemplates(BaseModel):
     )
     succeeded: tuple[str, ...] = ("[%(agent)s] Model request succeeded on attempt %(attempt)d",)
     gave_up: tuple[str, ...] = ("[%(agent)s] Model request failed after %(attempts)d attempts: %(error)s",)
+    hinted: tuple[str, ...] = ("[%(agent)s] Retry delay set by the server: %(reason)s",)
 
 
 class RetryPolicy(BaseModel):
@@ -118,8 +122,9 @@ class RetryPolicy(BaseModel):
             longer hint gives up at once with the original error, as the
             OpenAI SDK does above 120 s.
         timeout: a total time budget for one model call, attempts and sleeps
-            included; no retry starts whose wait would not end in time.
-            None (the default) means no budget.
+            included: an attempt still running at the deadline is cancelled
+            (``TimeoutError``), and no retry starts whose wait would end past
+            it. None (the default) means no budget.
         attempt_timeout: a limit for one attempt (for a stream, until its
             first chunk), enforced by cancelling the attempt, which closes its
             HTTP connection; the resulting ``TimeoutError`` is retried like

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
@@ -40,11 +42,15 @@ def failing(*errors: Exception):
     return call
 
 
-async def test_retry_after_replaces_the_computed_delay():
+async def test_retry_after_replaces_the_computed_delay_and_is_logged_as_the_reason(caplog):
+    caplog.set_level(logging.INFO, logger="adk_retry")
     clock = Clock()
-    handler = RetryHandler(RetryPolicy(retry_on="transient"), sleep=clock.sleep, clock=clock, random=lambda: 0.0)
+    handler = RetryHandler(
+        RetryPolicy(retry_on="transient"), agent_name="a", sleep=clock.sleep, clock=clock, random=lambda: 0.0
+    )
     assert await handler(failing(rate_limited("3"))) == "ok"
     assert clock.slept == [3.0]
+    assert "[a] Retry delay set by the server: server asked to wait 3s" in [r.getMessage() for r in caplog.records]
 
 
 async def test_a_hint_over_max_hint_delay_gives_up_at_once_without_sleeping():
@@ -68,7 +74,20 @@ async def test_no_retry_starts_that_cannot_finish_before_the_deadline():
     assert raised.value is errors[1]
 
 
+@pytest.fixture
+async def warm(server, make_model):
+    """One plain call first: litellm's first call in a process loads modules for seconds,
+    which an attempt timeout would otherwise count against the attempt."""
+    from google.adk.agents import LlmAgent
+
+    from adk_retry.testing.turns import run_turn
+
+    await run_turn(LlmAgent(name="warm_up", model=make_model()))
+    server.clear()
+
+
 @pytest.mark.e2e
+@pytest.mark.usefixtures("warm")
 async def test_attempt_timeout_cancels_a_hanging_attempt_and_retries(server, make_model):
     from google.adk.agents import LlmAgent
 
@@ -76,7 +95,7 @@ async def test_attempt_timeout_cancels_a_hanging_attempt_and_retries(server, mak
     from adk_retry.testing.turns import run_turn
 
     agent = LlmAgent(name="impatient", model=make_model())
-    handler = RetryHandler(RetryPolicy(retry_on="transient", attempt_timeout=0.3), agent_name="impatient")
+    handler = RetryHandler(RetryPolicy(retry_on="transient", attempt_timeout=1.0), agent_name="impatient")
     add_retry_capabilities_to_agent(agent, handler)
     server.push(Fault.delay(30.0, then=Fault.ok("too late")), Fault.ok("in time"))
     with no_waits():
@@ -87,6 +106,7 @@ async def test_attempt_timeout_cancels_a_hanging_attempt_and_retries(server, mak
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("warm")
 async def test_attempt_timeout_covers_a_stream_until_its_first_chunk(server, make_model):
     from google.adk.agents import LlmAgent
 
@@ -94,7 +114,7 @@ async def test_attempt_timeout_covers_a_stream_until_its_first_chunk(server, mak
     from adk_retry.testing.turns import run_turn
 
     agent = LlmAgent(name="impatient", model=make_model())
-    handler = RetryHandler(RetryPolicy(retry_on="transient", attempt_timeout=0.3), agent_name="impatient")
+    handler = RetryHandler(RetryPolicy(retry_on="transient", attempt_timeout=1.0), agent_name="impatient")
     add_retry_capabilities_to_agent(agent, handler)
     server.push(Fault.delay(30.0), Fault.ok("streamed in time", chunks=3))
     with no_waits():
@@ -104,18 +124,25 @@ async def test_attempt_timeout_covers_a_stream_until_its_first_chunk(server, mak
 
 
 @pytest.mark.e2e
-async def test_the_total_timeout_stops_retrying_when_the_budget_is_spent(server, make_model):
+@pytest.mark.usefixtures("warm")
+async def test_the_total_timeout_cuts_the_running_attempt_and_starts_no_late_retry(server, make_model):
+    import time
+
     from google.adk.agents import LlmAgent
 
     from adk_retry import add_retry_capabilities_to_agent
     from adk_retry.testing.turns import run_turn
 
     agent = LlmAgent(name="deadlined", model=make_model())
-    policy = RetryPolicy(retry_on="transient", attempt_timeout=0.2, timeout=0.5, base_delay=0.05, jitter=0.0)
+    policy = RetryPolicy(retry_on="transient", attempt_timeout=1.0, timeout=2.5, base_delay=0.05, jitter=0.0)
     handler = RetryHandler(policy, agent_name="deadlined")
     add_retry_capabilities_to_agent(agent, handler)
     server.push(*Fault.delay(30.0).times(10))
+    started = time.monotonic()
     with pytest.raises(TimeoutError):
         await run_turn(agent)
-    # 0.2 s attempt + 0.05 s wait + 0.2 s attempt = 0.45 s; a third would need 0.1 s more wait: past 0.5 s.
-    assert len(server.requests) == 2
+    # Attempts end at 1.0 s and 2.05 s (cut by attempt_timeout); the third starts at 2.15 s and is
+    # cut at the 2.5 s deadline, after which no retry starts. Without the deadline: 30 s.
+    assert time.monotonic() - started < 10
+    assert handler.stats.attempts == 3
+    assert handler.stats.retries == 2

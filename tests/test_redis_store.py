@@ -324,3 +324,35 @@ async def test_outage_and_recovery(tmp_path: Path, make_store: MakeStore, caplog
         assert len(infos) == 1
     finally:
         server.stop()
+
+
+# -- through the real stack --------------------------------------------------------------
+
+
+@pytest.mark.e2e
+async def test_a_breaker_shared_through_redis_stops_a_second_worker(
+    make_store: MakeStore, server: Any, make_model: Any
+) -> None:
+    """Two workers (own handlers, own Redis clients) share one circuit: A's outage fails B fast."""
+    from google.adk.agents import LlmAgent
+
+    from adk_retry import CircuitBreaker, CircuitOpenError, RetryHandler, RetryPolicy, add_retry_capabilities_to_agent
+    from adk_retry.testing import Fault, no_waits
+    from adk_retry.testing.turns import run_turn
+
+    def worker(name: str) -> LlmAgent:
+        policy = RetryPolicy(
+            retry_on="transient", max_retries=2, breaker=CircuitBreaker(failure_threshold=3), store=make_store()
+        )
+        agent = LlmAgent(name=name, model=make_model())
+        add_retry_capabilities_to_agent(agent, RetryHandler(policy, agent_name=name))
+        return agent
+
+    first, second = worker("worker_a"), worker("worker_b")
+    server.push(*Fault.http_error(503).times(3))
+    with no_waits():
+        with pytest.raises(Exception, match=r"503|Service Unavailable|ServiceUnavailable"):
+            await run_turn(first)
+        with pytest.raises(CircuitOpenError):
+            await run_turn(second)
+    assert len(server.requests) == 3, "worker B never reached the provider"
