@@ -159,15 +159,3 @@ def is_empty_response(response: LlmResponse) -> bool:
         return False
     reason = response.finish_reason
     return reason is None or getattr(reason, "value", reason) in _ANSWERLESS_FINISH_REASONS
-    for part in content.parts:
-        if (
-            part.text
-            or part.function_call
-            or part.function_response
-            or part.inline_data
-            or part.file_data
-            or part.executable_code
-            or part.code_execution_result
-        ):
-            return False
-    return True

@@ -329,25 +329,16 @@ class OllamaOOMRecovery:
 
 
 def ollama_oom_rule(
-    api_base: str | None = None,
-    *,
-    fallback_model: str | None = None,
-    unload_others: bool = True,
-    unload_self: bool = False,
-    settle_timeout: float = 10.0,
-    poll_interval: float = 0.5,
-    session_factory: Callable[[], aiohttp.ClientSession] | None = None,
-    request_timeout: float = 5.0,
-    max_retries: int = 2,
-    base_delay: float = 2.0,
+    api_base: str | None = None, *, max_retries: int = 2, base_delay: float = 2.0, **recovery_options: Any
 ) -> ErrorRule:
     """An :class:`ErrorRule` for Ollama out-of-memory failures, recovered by :class:`OllamaOOMRecovery`.
 
     The rule matches ``"out_of_memory"``, allows ``max_retries`` (2) retries
     of it per call, waits a fixed ``base_delay`` (2 s) before each (the
-    policy's jitter applies), then runs the hook. The other arguments are the
-    hook's. Put it in a policy's ``rules``; other failures keep the policy's
-    own schedule.
+    policy's jitter applies), then runs the hook. ``api_base`` and
+    ``recovery_options`` (``fallback_model``, ``unload_others``,
+    ``unload_self``, ``settle_timeout``, ...) are the hook's. Put it in a
+    policy's ``rules``; other failures keep the policy's own schedule.
 
     Example:
         >>> from adk_retry import RetryPolicy
@@ -358,16 +349,7 @@ def ollama_oom_rule(
         >>> type(policy.rules[0].recover).__name__
         'OllamaOOMRecovery'
     """
-    hook = OllamaOOMRecovery(
-        api_base,
-        fallback_model=fallback_model,
-        unload_others=unload_others,
-        unload_self=unload_self,
-        settle_timeout=settle_timeout,
-        poll_interval=poll_interval,
-        session_factory=session_factory,
-        request_timeout=request_timeout,
-    )
+    hook = OllamaOOMRecovery(api_base, **recovery_options)
     return ErrorRule(
         match="out_of_memory", max_retries=max_retries, backoff="fixed", base_delay=base_delay, recover=hook
     )

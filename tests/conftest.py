@@ -52,3 +52,42 @@ def retry_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The formatted messages of adk-retry's records."""
     return [record.getMessage() for record in caplog.records if record.name.startswith("adk_retry")]
+
+
+def retrying_agent(model: Any, name: str = "assistant", **policy: Any) -> Any:
+    """The seed's manual integration, in the order that works: callbacks, the agent, then retry."""
+    from google.adk.agents import Agent
+
+    from adk_retry import add_retry_capabilities_to_agent, create_retry_callbacks
+
+    callbacks = create_retry_callbacks(name, **policy)
+    agent = Agent(
+        name=name,
+        model=model,
+        instruction="Answer briefly.",
+        before_model_callback=[callbacks["before_model"]],
+        after_model_callback=[callbacks["after_model"]],
+    )
+    return add_retry_capabilities_to_agent(agent, callbacks["retry_handler"])
+
+
+async def raised_through_litellm(server: FaultServer, *, stream: bool = False, **kwargs: Any) -> BaseException:
+    """The exception litellm raises for the server's next scripted fault (the SDK's retries off)."""
+    import litellm
+
+    try:
+        answer = await litellm.acompletion(
+            model="openai/fault-model",
+            api_base=server.url,
+            api_key="sk-x",
+            messages=[{"role": "user", "content": "hi"}],
+            max_retries=0,
+            stream=stream,
+            **kwargs,
+        )
+        if stream:
+            async for _ in answer:
+                pass
+    except Exception as exc:
+        return exc
+    raise AssertionError("the call succeeded")

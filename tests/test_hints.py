@@ -14,6 +14,7 @@ from google.genai import errors as genai_errors
 
 from adk_retry.hints import parse_duration, parse_retry_after, retry_after
 from adk_retry.testing import Fault, FaultServer
+from tests.conftest import raised_through_litellm
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
 NOW = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC).timestamp()
@@ -274,54 +275,38 @@ def test_parse_duration() -> None:
 # -- over HTTP, through litellm -------------------------------------------------------
 
 
-async def failed_call(server: FaultServer, *, stream: bool = False) -> Exception:
-    try:
-        answer = await litellm.acompletion(
-            model="openai/fault-model",
-            api_base=server.url,
-            api_key="sk-x",
-            messages=[{"role": "user", "content": "hi"}],
-            max_retries=0,
-            stream=stream,
-        )
-        if stream:
-            async for _ in answer:
-                pass
-    except Exception as exc:
-        return exc
-    raise AssertionError("the call succeeded")
 
 
 async def test_real_429_retry_after_through_litellm(server: FaultServer) -> None:
     server.push(Fault.http_error(429, retry_after=1))
-    exc = await failed_call(server)
+    exc = await raised_through_litellm(server)
     assert isinstance(exc, litellm.exceptions.RateLimitError)
     assert retry_after(exc) == 1.0
 
 
 async def test_real_429_retry_after_streaming(server: FaultServer) -> None:
     server.push(Fault.http_error(429, retry_after=1))
-    assert retry_after(await failed_call(server, stream=True)) == 1.0
+    assert retry_after(await raised_through_litellm(server, stream=True)) == 1.0
 
 
 async def test_real_429_retry_after_ms_through_litellm(server: FaultServer) -> None:
     server.push(Fault.http_error(429, retry_after=3, retry_after_ms=1500))
-    assert retry_after(await failed_call(server)) == 1.5
+    assert retry_after(await raised_through_litellm(server)) == 1.5
 
 
 async def test_real_503_http_date_through_litellm(server: FaultServer) -> None:
     server.push(Fault.http_error(503, retry_after="Wed, 21 Oct 2015 07:28:30 GMT"))
-    assert retry_after(await failed_call(server), now=NOW) == 30.0
+    assert retry_after(await raised_through_litellm(server), now=NOW) == 30.0
 
 
 async def test_real_429_message_hint_through_litellm(server: FaultServer) -> None:
     server.push(Fault.http_error(429, message="Rate limit reached. Please try again in 2.5s."))
-    assert retry_after(await failed_call(server)) == 2.5
+    assert retry_after(await raised_through_litellm(server)) == 2.5
 
 
 async def test_real_429_without_hint(server: FaultServer) -> None:
     server.push(Fault.http_error(429))
-    assert retry_after(await failed_call(server)) is None
+    assert retry_after(await raised_through_litellm(server)) is None
 
 
 async def test_real_429_through_the_openai_sdk(server: FaultServer) -> None:

@@ -13,34 +13,20 @@ import logging
 from typing import Any
 
 import pytest
-from google.adk.agents import Agent, LlmAgent
+from google.adk.agents import LlmAgent
 
 from adk_retry import (
     EmptyResponseError,
     RetryHandler,
     RetryPolicy,
     add_retry_capabilities_to_agent,
-    create_retry_callbacks,
     remove_retry_capabilities,
 )
 from adk_retry.testing import Fault, FaultServer, no_waits
 from adk_retry.testing.turns import run_turn
-from tests.conftest import API_KEY, messages
+from tests.conftest import API_KEY, messages, retrying_agent
 
 pytestmark = pytest.mark.e2e
-
-
-def retrying_agent(model: Any, name: str = "assistant", **policy: Any) -> LlmAgent:
-    """The seed's manual integration, in the order that works."""
-    callbacks = create_retry_callbacks(name, **policy)
-    agent = Agent(
-        name=name,
-        model=model,
-        instruction="Answer briefly.",
-        before_model_callback=[callbacks["before_model"]],
-        after_model_callback=[callbacks["after_model"]],
-    )
-    return add_retry_capabilities_to_agent(agent, callbacks["retry_handler"])
 
 
 def sent_messages(server: FaultServer) -> list[str]:

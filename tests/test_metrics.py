@@ -35,7 +35,6 @@ from adk_retry import (
     RetryHandler,
     RetryPolicy,
     add_retry_capabilities_to_agent,
-    create_retry_callbacks,
 )
 from adk_retry import metrics as retry_metrics
 from adk_retry.breaker import CircuitBreaker
@@ -46,6 +45,7 @@ from adk_retry.stats import RetryStats
 from adk_retry.store import MemoryStore
 from adk_retry.testing import Fault, no_waits
 from adk_retry.testing.turns import run_turn
+from tests import conftest
 from tests.conftest import API_KEY
 
 MODEL = "openai/fault-model"
@@ -57,15 +57,8 @@ def unique(prefix: str = "metrics") -> str:
 
 
 def retrying_agent(model: Any, name: str, **policy: Any) -> LlmAgent:
-    callbacks = create_retry_callbacks(name, retry_on="transient", **policy)
-    agent = Agent(
-        name=name,
-        model=model,
-        instruction="Answer briefly.",
-        before_model_callback=[callbacks["before_model"]],
-        after_model_callback=[callbacks["after_model"]],
-    )
-    return add_retry_capabilities_to_agent(agent, callbacks["retry_handler"])
+    agent: LlmAgent = conftest.retrying_agent(model, name, retry_on="transient", **policy)
+    return agent
 
 
 @dataclass

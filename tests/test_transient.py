@@ -36,6 +36,7 @@ from adk_retry.transient import (
     is_transient,
     status_code,
 )
+from tests.conftest import raised_through_litellm
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
 OLLAMA_OOM = "model requires more system memory (5.5 GiB) than is available (3.2 GiB)"
@@ -328,23 +329,6 @@ assert retry_after(RuntimeError("try again in 2s")) == 2.0
 # -- raised for real through litellm over HTTP ------------------------------------------
 
 
-async def call(server: FaultServer, *, stream: bool = False, **kwargs: Any) -> BaseException:
-    try:
-        answer = await litellm.acompletion(
-            model="openai/fault-model",
-            api_base=server.url,
-            api_key="sk-x",
-            messages=[{"role": "user", "content": "hi"}],
-            max_retries=0,
-            stream=stream,
-            **kwargs,
-        )
-        if stream:
-            async for _ in answer:
-                pass
-    except Exception as exc:
-        return exc
-    raise AssertionError("the call succeeded")
 
 
 @pytest.mark.parametrize(
@@ -369,7 +353,7 @@ async def call(server: FaultServer, *, stream: bool = False, **kwargs: Any) -> B
 )
 async def test_verdict_over_http(server: FaultServer, fault: Fault, expected: str | None) -> None:
     server.push(fault)
-    exc = await call(server)
+    exc = await raised_through_litellm(server)
     assert error_class(exc) == expected, repr(exc)
 
 
@@ -384,7 +368,7 @@ async def test_verdict_over_http(server: FaultServer, fault: Fault, expected: st
 )
 async def test_verdict_over_http_streaming(server: FaultServer, fault: Fault, expected: str) -> None:
     server.push(fault)
-    exc = await call(server, stream=True)
+    exc = await raised_through_litellm(server, stream=True)
     assert error_class(exc) == expected, repr(exc)
 
 
@@ -409,7 +393,7 @@ async def test_connection_refused() -> None:
 
 async def test_client_timeout(server: FaultServer) -> None:
     server.push(Fault.delay(2.0))
-    exc = await call(server, timeout=0.2)
+    exc = await raised_through_litellm(server, timeout=0.2)
     assert error_class(exc) == TIMEOUT, repr(exc)
 
 
