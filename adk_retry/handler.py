@@ -84,6 +84,7 @@ class RetryHandler:
     __slots__ = (
         "__weakref__",
         "agent_name",
+        "buffers_streams",
         "clock",
         "guarded",
         "limited",
@@ -113,6 +114,7 @@ class RetryHandler:
         self.owns_lower = policy.owns_lower_retries
         self.timed = policy.timeout is not None
         self.limited = self.timed or policy.attempt_timeout is not None
+        self.buffers_streams = policy.stream_mode == "buffer"
         self.agent_name = agent_name
         self.sleep = sleep
         self.clock = clock
@@ -125,14 +127,19 @@ class RetryHandler:
         return f"RetryHandler(agent_name={self.agent_name!r}, max_retries={self.policy.max_retries})"
 
     def begin(
-        self, agent_name: str | None = None, model: str | None = None, model_stats: RetryStats | None = None
+        self,
+        agent_name: str | None = None,
+        model: str | None = None,
+        model_stats: RetryStats | None = None,
+        observer: CallState | None = None,
     ) -> RetryCall:
-        """Start the bookkeeping of one call; the loops call this once per call.
+        """Start the bookkeeping of one call and its first attempt; the loops call this once per call.
 
         ``model_stats``, when given, also receives the call's outcome (the
-        per-model view a wrapped model keeps).
+        per-model view a wrapped model keeps); ``observer`` is the per-call
+        state the callbacks read.
         """
-        return RetryCall(self, agent_name or self.agent_name, model, model_stats)
+        return RetryCall(self, agent_name or self.agent_name, model, model_stats, observer)
 
     async def __call__(self, model_call: Callable[[], Awaitable[T]]) -> T:
         """Run ``model_call`` with retries and return its result."""
@@ -140,7 +147,6 @@ class RetryHandler:
         if call.guarded:
             await call.admit()
         while True:
-            call.start_attempt()
             try:
                 if not self.limited:
                     result = await model_call()
@@ -160,6 +166,7 @@ class RetryHandler:
             # backoff does not carry the failed attempt as its __context__.
             await call.wait(delay)
             await call.recover(None)
+            call.start_attempt()
 
 
 class RetryCall:
@@ -181,26 +188,37 @@ class RetryCall:
         "started",
     )
 
-    def __init__(self, handler: RetryHandler, agent: str, model: str | None, model_stats: RetryStats | None) -> None:
+    def __init__(
+        self,
+        handler: RetryHandler,
+        agent: str,
+        model: str | None,
+        model_stats: RetryStats | None,
+        observer: CallState | None,
+    ) -> None:
         self.handler = handler
         self.agent = agent
         self.model = model
         self.model_stats = model_stats
-        self.attempt = 0
+        self.attempt = 1  # the first attempt starts with the call
         self.guarded = handler.guarded
         # Mirrors the attempt number for after-model callbacks, which run in
         # another context and cannot see this object (see call_state).
-        self.observer: CallState | None = None
+        self.observer = observer
+        if observer is not None:
+            observer.attempts = 1
         self.recovery: tuple[ErrorRule, BaseException] | None = None
         self.rule_retries: dict[int, int] | None = None
         # Read the clock only when a deadline needs it: the success path stays free of it.
         self.started = (handler.clock or clock.default_clock)() if handler.timed else 0.0
-        handler.stats.calls += 1
+        stats = handler.stats
+        stats.calls += 1
+        stats.attempts += 1
 
     # -- the success path ---------------------------------------------------------------
 
     def start_attempt(self) -> None:
-        """Count the attempt about to be made."""
+        """Count the retry about to be made (the first attempt is counted by the constructor)."""
         self.attempt += 1
         self.handler.stats.attempts += 1
         if self.observer is not None:

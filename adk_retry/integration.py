@@ -135,7 +135,8 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
         spliced into one answer. Empty answers are held back until the
         attempt shows whether it has anything else to say.
         """
-        labels = llm_request.config.labels if llm_request.config is not None else None
+        config = llm_request.config
+        labels = config.labels if config is not None else None
         agent = labels.get(AGENT_LABEL) if labels else None
         state = current_call.get()
         if state is not None and not state.taken and (agent is None or state.agent == agent):
@@ -144,7 +145,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
             agent = state.agent
         else:
             state = None
-            handler = retry.handler_for(agent)
+            handler = retry.handlers.get(agent) if agent is not None else retry.handler_for(None)
         if handler is None:
             # An agent without retry that shares this model, or a runner
             # without the plugin: the model as it was.
@@ -153,46 +154,40 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                     yield response
             return
 
-        call = handler.begin(agent, model_name, retry.stats)
-        call.observer = state
+        call = handler.begin(agent, model_name, retry.stats, state)
         if call.guarded:
             await call.admit()
         policy = handler.policy
-        hold_all = not stream or policy.stream_mode == "buffer"
+        hold_all = not stream or handler.buffers_streams
         saved = take(llm_request, config=retry.snapshot_config)
         # LiteLlm maps a request's retry_options onto litellm's num_retries for
         # that call: an owner of retries sets them aside for the call.
-        http = llm_request.config.http_options if handler.owns_lower and llm_request.config else None
+        http = config.http_options if handler.owns_lower and config is not None else None
         request_retries = None if http is None else http.retry_options
         if request_retries is not None:
             http.retry_options = None  # type: ignore[union-attr]
         try:
             while True:
-                if call.attempt:
-                    restore(llm_request, saved)
-                call.start_attempt()
                 held: list[LlmResponse] = []
                 committed = False
-                # try/finally rather than contextlib.aclosing: the same guarantee
-                # (the model's generator, and its HTTP connection, are closed
-                # whatever happens) for half the cost on every attempt.
                 responses = original(llm_request, stream)
                 try:
-                    try:
-                        source = responses if not handler.limited else _first_within(responses, call.attempt_limit())
-                        async for response in source:
-                            if hold_all or (not committed and is_empty_response(response)):
-                                held.append(response)
-                                continue
-                            if held:
-                                for earlier in held:
-                                    yield earlier
-                                held.clear()
-                            committed = True
-                            yield response
-                    finally:
-                        await responses.aclose()
+                    source = responses if not handler.limited else _first_within(responses, call.attempt_limit())
+                    async for response in source:
+                        if hold_all or (not committed and is_empty_response(response)):
+                            held.append(response)
+                            continue
+                        if held:
+                            for earlier in held:
+                                yield earlier
+                            held.clear()
+                        committed = True
+                        yield response
                 except BaseException as exc:
+                    # Close the model's generator, and so its HTTP connection, on every way out
+                    # but exhaustion (an error, a timeout, our consumer closing us mid-stream):
+                    # cheaper than contextlib.aclosing on every attempt.
+                    await responses.aclose()
                     if committed:
                         call.gave_up(exc)
                         raise
@@ -213,6 +208,8 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                         raise error
                 await call.wait(delay)
                 await call.recover(llm_request, retry.model)
+                restore(llm_request, saved)
+                call.start_attempt()
         finally:
             if request_retries is not None:
                 http.retry_options = request_retries  # type: ignore[union-attr]
