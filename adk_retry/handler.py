@@ -205,17 +205,21 @@ class RetryCall:
         # Mirrors the attempt number for after-model callbacks, which run in
         # another context and cannot see this object (see call_state).
         self.observer = observer
-        if observer is not None:
-            observer.attempts = 1
         self.recovery: tuple[ErrorRule, BaseException] | None = None
         self.rule_retries: dict[int, int] | None = None
         # Read the clock only when a deadline needs it: the success path stays free of it.
         self.started = (handler.clock or clock.default_clock)() if handler.timed else 0.0
-        stats = handler.stats
-        stats.calls += 1
-        stats.attempts += 1
+        handler.stats.calls += 1
+        if not self.guarded:
+            # A guarded call counts its first attempt once the breaker admits it.
+            self._first_attempt()
 
     # -- the success path ---------------------------------------------------------------
+
+    def _first_attempt(self) -> None:
+        self.handler.stats.attempts += 1
+        if self.observer is not None:
+            self.observer.attempts = 1
 
     def start_attempt(self) -> None:
         """Count the retry about to be made (the first attempt is counted by the constructor)."""
@@ -236,10 +240,9 @@ class RetryCall:
             return
         if model_stats is not None:
             self._settle_model(success=True)
-        if self.attempt > 1:
-            if log:
-                log_success(self.handler, self.agent, self.attempt)
-            self._event("success_after_retry")
+        if log:
+            log_success(self.handler, self.agent, self.attempt)
+        self._event("success_after_retry")
 
     def attempt_limit(self) -> float | None:
         """How long the next attempt may take: ``attempt_timeout``, cut to what is left of ``timeout``."""
@@ -255,13 +258,19 @@ class RetryCall:
     async def admit(self) -> None:
         """Refuse the call with :class:`CircuitOpenError` while the model's circuit is open."""
         breaker = self.handler.policy.breaker
-        if breaker is None:
-            return
-        key = self._key("circuit", breaker.scope, breaker.key)
-        view = await self._store().admit(key, self._now(), probe_timeout=breaker.probe_timeout)
-        if not view.allowed:
-            self.handler.stats.breaker_rejections += 1
-            raise CircuitOpenError(self.model or key, view.open_until) from _circuit_causes.get(key)
+        if breaker is not None:
+            key = self._key("circuit", breaker.scope, breaker.key)
+            view = await self._store().admit(key, self._now(), probe_timeout=breaker.probe_timeout)
+            if not view.allowed:
+                error = CircuitOpenError(self.model or key, view.open_until)
+                self.attempt = 0  # refused: no attempt was made
+                stats = self.handler.stats
+                stats.breaker_rejections += 1
+                stats.failures += 1
+                if self.model_stats is not None:
+                    self._settle_model(success=False, error=error)
+                raise error from _circuit_causes.get(key)
+        self._first_attempt()
 
     async def settle_success(self) -> None:
         """Close the circuit, refund the budget, lower the failure rate."""
@@ -269,6 +278,7 @@ class RetryCall:
         if policy.breaker is not None:
             key = self._key("circuit", policy.breaker.scope, policy.breaker.key)
             before, view = await self._store().record_success(key)
+            _circuit_causes.pop(key, None)
             self._transition(before, view.state, None)
         if policy.budget is not None:
             key = self._key("budget", policy.budget.scope, policy.budget.key)
@@ -319,7 +329,9 @@ class RetryCall:
             left = policy.timeout - ((handler.clock or clock.default_clock)() - self.started)
             if delay >= left:
                 return self._give_up(exc, kind, f"deadline: {max(left, 0.0):.2f}s left, retry needs {delay:.2f}s")
-        if circuit_open:
+        if circuit_open and hint is None:
+            # Opened by consecutive failures: stop. Opened by the server's own
+            # hint: the wait above honours it, and this call retries after it.
             return self._give_up(exc, kind, "circuit open")
         if policy.budget is not None:
             key = self._key("budget", policy.budget.scope, policy.budget.key)
@@ -339,14 +351,28 @@ class RetryCall:
         self._event("retry", delay=delay, error=exc, reason=reason, error_class=kind)
         return delay
 
-    def gave_up(self, exc: BaseException) -> None:
-        """Count a failure that came after output was yielded: never retried."""
-        if isinstance(exc, Exception):
-            self.handler.stats.last_error = exc
-            self.handler.stats.errors[type(exc).__name__] += 1
-            self.handler.stats.failures += 1
-            if self.model_stats is not None:
-                self._settle_model(success=False, error=exc)
+    async def interrupted(self, exc: BaseException) -> None:
+        """Count how a call ended after output reached the caller; it is never retried then.
+
+        A failure counts as one (and, for a guarded call, against the
+        breaker); the caller closing the stream early counts as a success,
+        since the provider did answer; a cancellation counts as neither.
+        """
+        if isinstance(exc, GeneratorExit):
+            self.succeeded(log=False)
+            if self.guarded:
+                await self.settle_success()
+            return
+        if not isinstance(exc, Exception):
+            return
+        stats = self.handler.stats
+        stats.last_error = exc
+        stats.errors[type(exc).__name__] += 1
+        stats.failures += 1
+        if self.model_stats is not None:
+            self._settle_model(success=False, error=exc)
+        if self.guarded and self.handler.policy.retries(exc):
+            await self._count_failure(exc, error_class(exc), retry_after(exc))
 
     async def wait(self, delay: float) -> None:
         """Wait ``delay`` seconds before the next attempt (not under ``no_waits``)."""
@@ -354,15 +380,23 @@ class RetryCall:
         if clock.waits_enabled():
             await (self.handler.sleep or clock.default_sleep)(delay)
 
-    async def recover(self, llm_request: Any, model: Any = None) -> None:
-        """Run the recovery hook of the rule that scheduled this retry, if it has one."""
+    async def recover(self, llm_request: Any, model: Any = None) -> bool:
+        """Run the recovery hook of the rule that scheduled this retry; True if one ran.
+
+        A hook that fails is logged and the retry goes ahead: the call's own
+        failure, not the hook's, is what the caller may eventually receive.
+        """
         if self.recovery is None:
-            return
+            return False
         rule, exc = self.recovery
         self.recovery = None
         assert rule.recover is not None
         context = RecoveryContext(agent=self.agent, attempt=self.attempt, llm_request=llm_request, model=model)
-        await rule.recover(exc, context)
+        try:
+            await rule.recover(exc, context)
+        except Exception as error:
+            logger.warning("[%s] Recovery hook failed: %s", self.agent, describe(error), extra={"agent": self.agent})
+        return True
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -172,7 +172,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                 committed = False
                 responses = original(llm_request, stream)
                 try:
-                    source = responses if not handler.limited else _first_within(responses, call.attempt_limit())
+                    source = responses if not handler.limited else _within(responses, call.attempt_limit(), hold_all)
                     async for response in source:
                         if hold_all or (not committed and is_empty_response(response)):
                             held.append(response)
@@ -189,13 +189,15 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                     # cheaper than contextlib.aclosing on every attempt.
                     await responses.aclose()
                     if committed:
-                        call.gave_up(exc)
+                        await call.interrupted(exc)
                         raise
                     delay = await call.failed(exc)
                     if delay is None:
                         raise
                 else:
-                    empty = not committed and (not held or is_empty_response(held[-1]))
+                    # An attempt is an answer as soon as one response carries something: a
+                    # stream may end with empty bookkeeping responses after its text.
+                    empty = not committed and all(map(is_empty_response, held))
                     if not empty or not policy.retries(error := EmptyResponseError(held[-1] if held else None)):
                         call.succeeded(log=state is None)
                         if call.guarded:
@@ -207,8 +209,10 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                     if delay is None:
                         raise error
                 await call.wait(delay)
-                await call.recover(llm_request, retry.model)
                 restore(llm_request, saved)
+                if await call.recover(llm_request, retry.model):
+                    # The hook's edits (a smaller model, a trimmed history) hold for every retry after it.
+                    saved = take(llm_request, config=retry.snapshot_config)
                 call.start_attempt()
         finally:
             if request_retries is not None:
@@ -217,23 +221,32 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
     return generate_content_async_with_retry
 
 
-async def _first_within(
-    responses: AsyncGenerator[LlmResponse, None], seconds: float | None
+async def _within(
+    responses: AsyncGenerator[LlmResponse, None], seconds: float | None, whole: bool
 ) -> AsyncGenerator[LlmResponse, None]:
-    """``responses``, with ``seconds`` to produce the first one (``attempt_timeout``).
+    """``responses`` under a time limit: the whole attempt when ``whole``, else until it answers.
 
-    ``asyncio.timeout`` cancels the waiting attempt in place (no new task),
-    and the caller's ``finally`` then closes the model's generator, which
-    closes its HTTP connection.
+    ``whole`` is for buffered attempts (nothing reaches the caller before the
+    attempt ends, so all of it can be bounded); a pass-through stream is
+    bounded until its first response with content, the empty ones before it
+    included. ``asyncio.timeout`` cancels the waiting attempt in place (no new
+    task), within one step of the caller's iteration, and the caller then
+    closes the model's generator, which closes its HTTP connection.
     """
+    early: list[LlmResponse] = []
     async with asyncio.timeout(seconds):
-        try:
-            first = await anext(responses)
-        except StopAsyncIteration:
-            return
-    yield first
-    async for response in responses:
+        if whole:
+            early = [response async for response in responses]
+        else:
+            async for response in responses:
+                early.append(response)
+                if not is_empty_response(response):
+                    break
+    for response in early:
         yield response
+    if not whole:
+        async for response in responses:
+            yield response
 
 
 def resolve(agent: LlmAgent) -> tuple[BaseLlm | None, bool]:

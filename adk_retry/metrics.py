@@ -421,7 +421,7 @@ class Metrics:
         for agent, stats in _ledger.totals().items():
             for outcome, value in (
                 ("success", stats.successes),
-                ("failure", stats.failures),
+                ("failure", stats.failures - stats.breaker_rejections),
                 ("circuit_open", stats.breaker_rejections),
             ):
                 observations.append(otel_metrics.Observation(value, {"agent": agent, "outcome": outcome}))

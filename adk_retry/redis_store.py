@@ -55,18 +55,11 @@ _T = TypeVar("_T")
 
 _STATES: dict[str, CircuitState] = {"closed": "closed", "open": "open", "half_open": "half_open"}
 
-# Errors that mean "Redis cannot serve this right now", as opposed to a bug:
-# no connection, a timeout, a replica that became read-only during a
-# fail-over, a server out of memory or still loading, a cluster re-sharding.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.ReadOnlyError,
-    redis_errors.OutOfMemoryError,
-    redis_errors.ClusterDownError,
-    redis_errors.TryAgainError,
-    OSError,
-)
+# Any Redis error, not only a lost connection: an error reply (NOREPLICAS,
+# MISCONF when the disk is full, BUSY, NOPERM) must not replace the model's own
+# result either. The state store fails open; a real bug in a script would show
+# in the warning this logs, once per outage.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError)
 
 # A key's TTL is capped (ten years) so an infinite cool-down still gives a valid PEXPIRE.
 _MAX_TTL_MS = 10 * 365 * 86400 * 1000
@@ -146,10 +139,13 @@ local failures = (tonumber(c[1]) or 0) + 1
 local open_until = tonumber(c[2]) or 0
 local probing = tonumber(c[3]) or 0
 local before = state(open_until, now)
-if before == 'half_open' or failures >= tonumber(ARGV[2]) or hint ~= '' then
-  local h = 0
-  if hint ~= '' then h = tonumber(hint) end
+local h = 0
+if hint ~= '' then h = tonumber(hint) end
+if before == 'half_open' or failures >= tonumber(ARGV[2]) then
   open_until = math.max(open_until, now + math.max(tonumber(ARGV[3]), h))
+  probing = 0
+elseif h > 0 then
+  open_until = math.max(open_until, now + h)
   probing = 0
 end
 redis.call('HSET', KEYS[1], 'failures', failures, 'open_until', num(open_until), 'probing_since', num(probing))

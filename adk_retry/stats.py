@@ -22,11 +22,13 @@ class RetryStats:
         attempts: attempts made (first tries plus retries).
         retries: retries made (attempts after the first).
         successes: calls that ended with an answer.
-        failures: calls that ended with an exception (given up or not retriable).
+        failures: calls that ended with an exception (given up, not retriable,
+            or refused by an open circuit).
         errors: failed attempts counted by exception type name.
         slept: seconds of backoff scheduled (also counted under ``no_waits``).
         budget_denials: retries refused because the retry budget was empty.
-        breaker_rejections: calls refused at once because the circuit was open.
+        breaker_rejections: calls refused at once because the circuit was open
+            (counted in ``failures`` too; they made no attempt).
         breaker_transitions: breaker state changes seen, by ``"closed->open"`` etc.
         last_error: the most recent exception an attempt raised, if any.
 

@@ -75,9 +75,10 @@ class StateStore(Protocol):
     ) -> tuple[CircuitState, CircuitView]:
         """Count a transient failure; returns the state before and the view after.
 
-        The circuit opens when ``threshold`` consecutive failures are reached,
-        when a half-open probe fails, or when the server gave a ``hint``
-        (Retry-After): open for ``max(cooldown, hint)`` seconds.
+        The circuit opens for ``max(cooldown, hint)`` seconds when
+        ``threshold`` consecutive failures are reached or a half-open probe
+        fails; below the threshold, a server ``hint`` (Retry-After) opens it
+        for just ``hint`` seconds.
         """
         ...
 
@@ -157,8 +158,13 @@ class MemoryStore:
         circuit = self._circuits.setdefault(key, _Circuit())
         before = circuit_state(circuit.open_until, now)
         circuit.failures += 1
-        if before == "half_open" or circuit.failures >= threshold or hint is not None:
+        if before == "half_open" or circuit.failures >= threshold:
             circuit.open_until = max(circuit.open_until, now + max(cooldown, hint or 0.0))
+            circuit.probing_since = 0.0
+        elif hint:
+            # The server said how long it needs: nobody calls before that, but
+            # not for a whole cool-down either (a routine 429 is not an outage).
+            circuit.open_until = max(circuit.open_until, now + hint)
             circuit.probing_since = 0.0
         after = circuit_state(circuit.open_until, now)
         return before, CircuitView(after, circuit.open_until, circuit.failures)

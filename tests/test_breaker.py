@@ -79,15 +79,26 @@ async def test_a_failed_probe_opens_it_again(server, make_model):
 async def test_a_429_with_retry_after_opens_it_at_least_that_long(server, make_model):
     clock = WallClock()
     agent, _ = guarded(make_model, clock, failure_threshold=10, cooldown=5.0)
-    server.push(Fault.http_error(429, retry_after=60))
+    server.push(*Fault.http_error(429, retry_after=60).times(3))
     with no_waits():
         with pytest.raises(Exception, match=r"429|RateLimit"):
-            await run_turn(agent)  # 60 s is under max_hint_delay, but the open circuit stops the retry
-        clock.now += 30.0
+            await run_turn(agent)  # waits 60 s (not really: no_waits) between attempts, then gives up
+        failed_at = clock.now
+        clock.now += 30.0  # longer than the 5 s cool-down, shorter than what the server asked
         with pytest.raises(CircuitOpenError) as refused:
             await run_turn(agent)
-    assert refused.value.reopens_at == pytest.approx(clock.now - 30.0 + 60.0)
-    assert len(server.requests) == 1
+    assert refused.value.reopens_at == pytest.approx(failed_at + 60.0)
+    assert len(server.requests) == 3
+
+
+async def test_a_short_retry_after_is_waited_and_retried_not_given_up(server, make_model):
+    clock = WallClock()
+    agent, handler = guarded(make_model, clock)
+    server.push(Fault.http_error(429, retry_after=1), Fault.ok("after a second"))
+    with no_waits():
+        assert (await run_turn(agent)).text == "after a second"
+    assert len(server.requests) == 2
+    assert handler.stats.slept >= 1.0
 
 
 async def test_client_errors_do_not_count(server, make_model):

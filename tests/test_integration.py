@@ -1,7 +1,8 @@
 """End to end: Runner + LlmAgent + real LiteLlm + litellm over HTTP to the fault server.
 
 Runs unchanged on google-adk 2.3.0 (empty answers raise "No message in
-response") and on the newest (they come back as empty responses).
+response") and on the newest (they come back as empty responses). The last
+section drives the wrapper's edges with a scripted model instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import Any
 
 import pytest
 from google.adk.agents import LlmAgent
+from google.adk.models.base_llm import BaseLlm
+from google.adk.models.llm_request import LlmRequest
+from google.adk.models.llm_response import LlmResponse
+from google.genai import types
 
 from adk_retry import (
     EmptyResponseError,
@@ -195,9 +200,7 @@ async def test_concurrent_sessions_each_log_their_own_attempts(server, make_mode
     with no_waits():
         turns = await asyncio.gather(*(run_turn(agent, f"fail {n} #{i}") for i, n in enumerate(failures)))
     assert [t.text for t in turns] == [f"answer to fail {n} #{i}" for i, n in enumerate(failures)]
-    succeeded = sorted(
-        int(line.rsplit(" ", 1)[1]) for line in messages(retry_log) if "succeeded on attempt" in line
-    )
+    succeeded = sorted(int(line.rsplit(" ", 1)[1]) for line in messages(retry_log) if "succeeded on attempt" in line)
     assert succeeded == sorted(n + 1 for n in failures if n)
     stats = agent._retry_handler.stats
     assert (stats.calls, stats.retries, stats.successes) == (12, sum(failures), 12)
@@ -277,3 +280,142 @@ async def test_buffered_stream_mode_yields_only_the_successful_attempt(server, m
         pytest.skip("this litellm ends a cut stream quietly: there is no failed attempt to hide")
     assert turn.text == "good answer"
     assert not any("bad" in (p.text or "") for e in turn.events if e.content for p in e.content.parts or [])
+
+
+# -- the wrapper's edges, on a scripted model (unit level) ----------------------------------
+
+
+class ScriptedLlm(BaseLlm):
+    """Each call plays the next script: LlmResponses to yield, exceptions to raise, floats to sleep."""
+
+    model: str = "scripted/model"
+
+    def model_post_init(self, context: Any, /) -> None:
+        object.__setattr__(self, "scripts", [])
+        object.__setattr__(self, "requests", [])
+
+    async def generate_content_async(self, llm_request: LlmRequest, stream: bool = False):
+        self.requests.append((llm_request.model, [c.parts[0].text for c in llm_request.contents if c.parts]))
+        for item in self.scripts.pop(0) if self.scripts else [said("ok")]:
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, float):
+                await asyncio.sleep(item)
+                continue
+            yield item
+
+
+def said(text: str, partial: bool | None = None) -> LlmResponse:
+    return LlmResponse(content=types.Content(role="model", parts=[types.Part(text=text)]), partial=partial)
+
+
+def nothing() -> LlmResponse:
+    return LlmResponse(content=types.Content(role="model", parts=[]))
+
+
+def request(agent: str = "edge") -> LlmRequest:
+    return LlmRequest(
+        contents=[types.Content(role="user", parts=[types.Part(text="hi")])],
+        config=types.GenerateContentConfig(labels={"adk_agent_name": agent}),
+    )
+
+
+def scripted(policy: RetryPolicy, **handler_options: Any) -> tuple[ScriptedLlm, RetryHandler]:
+    model = ScriptedLlm()
+    handler = RetryHandler(policy, agent_name="edge", **handler_options)
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    return model, handler
+
+
+async def collect(model: ScriptedLlm, *, stream: bool = False) -> list[str]:
+    return [
+        "".join(p.text or "" for p in (r.content.parts if r.content else []))
+        async for r in model.generate_content_async(request(), stream=stream)
+    ]
+
+
+async def test_buffered_stream_ending_with_empty_bookkeeping_responses_is_an_answer():
+    model, handler = scripted(RetryPolicy(stream_mode="buffer"))
+    model.scripts.append([said("Hel", partial=True), said("Hello"), nothing(), nothing()])
+    with no_waits():
+        assert await collect(model, stream=True) == ["Hel", "Hello", "", ""]
+    assert handler.stats.attempts == 1
+
+
+async def test_a_recovery_hooks_edits_hold_for_the_retry():
+    from adk_retry import ErrorRule
+
+    async def trim(error: BaseException, context: Any) -> None:
+        context.llm_request.model = "scripted/smaller"
+        context.llm_request.contents[0].parts[0].text = "shorter"
+
+    model, _ = scripted(RetryPolicy(retry_on="all", rules=(ErrorRule(match=lambda e: True, recover=trim),)))
+    model.scripts.extend([[ConnectionError("down")], [ConnectionError("down")], [said("fine")]])
+    with no_waits():
+        assert await collect(model) == ["fine"]
+    assert model.requests == [
+        (None, ["hi"]),
+        ("scripted/smaller", ["shorter"]),
+        ("scripted/smaller", ["shorter"]),
+    ]
+
+
+async def test_the_deadline_bounds_a_buffered_stream_after_its_first_chunk():
+    model, handler = scripted(RetryPolicy(retry_on="transient", stream_mode="buffer", timeout=0.3))
+    model.scripts.append([said("a", partial=True), 30.0, said("ab")])
+    with pytest.raises(TimeoutError):
+        await collect(model, stream=True)
+    assert handler.stats.attempts == 1
+
+
+async def test_attempt_timeout_waits_past_held_back_empty_chunks_for_the_answer():
+    model, handler = scripted(RetryPolicy(retry_on="transient", attempt_timeout=0.3))
+    model.scripts.extend([[nothing(), 30.0, said("late")], [said("on time")]])
+    with no_waits():
+        assert await collect(model, stream=True) == ["on time"]
+    assert handler.stats.retries == 1
+
+
+async def test_a_circuit_refusal_counts_a_failed_call_and_no_attempt():
+    from adk_retry import CircuitBreaker, CircuitOpenError
+    from adk_retry.store import MemoryStore
+
+    policy = RetryPolicy(
+        retry_on="all", max_retries=0, breaker=CircuitBreaker(failure_threshold=1), store=MemoryStore()
+    )
+    model, handler = scripted(policy, wall_clock=lambda: 1_000_000.0)
+    model.scripts.append([ConnectionError("down")])
+    with pytest.raises(ConnectionError, match="down"):
+        await collect(model)
+    with pytest.raises(CircuitOpenError):
+        await collect(model)
+    stats = handler.stats
+    assert (stats.calls, stats.attempts, stats.failures, stats.breaker_rejections) == (2, 1, 2, 1)
+
+
+async def test_a_probe_whose_stream_started_then_failed_reopens_the_circuit():
+    from adk_retry import CircuitBreaker, CircuitOpenError
+    from adk_retry.store import MemoryStore
+
+    clock = [1_000_000.0]
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=10.0)
+    policy = RetryPolicy(retry_on="all", max_retries=0, breaker=breaker, store=MemoryStore())
+    model, handler = scripted(policy, wall_clock=lambda: clock[0])
+    model.scripts.extend([[ConnectionError("down")], [said("par", partial=True), ConnectionError("cut")]])
+    with pytest.raises(ConnectionError, match="down"):
+        await collect(model)
+    clock[0] += 11.0
+    with pytest.raises(ConnectionError, match="cut"):
+        await collect(model, stream=True)  # the probe: output, then a failure
+    with pytest.raises(CircuitOpenError):
+        await collect(model)
+    assert handler.stats.breaker_transitions["half_open->open"] == 1
+
+
+async def test_a_consumer_closing_a_started_stream_counts_a_success():
+    model, handler = scripted(RetryPolicy())
+    model.scripts.append([said("one", partial=True), said("two", partial=True), said("onetwo")])
+    stream = model.generate_content_async(request(), stream=True)
+    assert (await anext(stream)).content.parts[0].text == "one"
+    await stream.aclose()
+    assert (handler.stats.calls, handler.stats.successes, handler.stats.failures) == (1, 1, 0)

@@ -173,8 +173,8 @@ async def test_success_on_a_never_opened_circuit_reports_closed(store: StateStor
     assert await store.admit(KEY, NOW, probe_timeout=30.0) == CircuitView("closed", 0.0, 0, True)
 
 
-@pytest.mark.parametrize(("hint", "open_for"), [(30.0, 30.0), (2.0, 10.0), (0.0, 10.0)])
-async def test_a_hint_opens_at_once_for_the_longer_of_cooldown_and_hint(
+@pytest.mark.parametrize(("hint", "open_for"), [(30.0, 30.0), (2.0, 2.0)])
+async def test_below_the_threshold_a_hint_opens_it_for_the_hint(
     store: StateStore, hint: float, open_for: float
 ) -> None:
     before, after = await store.record_failure(KEY, NOW, threshold=5, cooldown=10.0, hint=hint)
@@ -182,6 +182,16 @@ async def test_a_hint_opens_at_once_for_the_longer_of_cooldown_and_hint(
     assert after == CircuitView("open", NOW + open_for, 1)
     assert not (await store.admit(KEY, NOW + open_for - 0.5, probe_timeout=30.0)).allowed
     assert (await store.admit(KEY, NOW + open_for, probe_timeout=30.0)).allowed
+
+
+async def test_a_zero_hint_does_not_open_it(store: StateStore) -> None:
+    _, after = await store.record_failure(KEY, NOW, threshold=5, cooldown=10.0, hint=0.0)
+    assert after == CircuitView("closed", 0.0, 1)
+
+
+async def test_at_the_threshold_a_hint_lengthens_the_cooldown(store: StateStore) -> None:
+    _, after = await store.record_failure(KEY, NOW, threshold=1, cooldown=10.0, hint=30.0)
+    assert after == CircuitView("open", NOW + 30.0, 1)
 
 
 async def test_open_until_never_shrinks(store: StateStore) -> None:
