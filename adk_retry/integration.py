@@ -60,15 +60,27 @@ class ModelRetry:
         handlers: the retry handler of each agent using this model, by agent name.
     """
 
-    __slots__ = ("__weakref__", "handlers", "model", "original", "previous", "silenced", "snapshot_config", "stats")
+    __slots__ = (
+        "__weakref__",
+        "handlers",
+        "model",
+        "original",
+        "owners",
+        "previous",
+        "silenced",
+        "snapshot_config",
+        "stats",
+    )
 
     def __init__(self, model: BaseLlm) -> None:
         self.model = model
         self.previous = model.__dict__.get("generate_content_async")
         self.original: ModelMethod = model.generate_content_async
         self.handlers: dict[str, RetryHandler] = {}
-        # What adk_retry.layers turned off beneath this model, to put back on uninstall.
+        # What adk_retry.layers turned off beneath this model, and the handlers
+        # that want it off: the layers come back when the last of them leaves.
         self.silenced: dict[str, Any] | None = None
+        self.owners: set[RetryHandler] = set()
         self.stats = RetryStats()
         """The calls made through this model, whatever the agent: the per-model view."""
         live_models.add(self)
@@ -102,8 +114,18 @@ def install(model: BaseLlm) -> ModelRetry:
 
 def own_lower_retries(retry: ModelRetry, handler: RetryHandler) -> None:
     """Turn off the retry layers beneath ``retry``'s model if ``handler``'s policy owns retries."""
-    if retry.silenced is None and handler.owns_lower:
-        retry.silenced = layers.silence(retry.model)
+    if handler.owns_lower:
+        retry.owners.add(handler)
+        if retry.silenced is None:
+            retry.silenced = layers.silence(retry.model)
+
+
+def disown_lower_retries(retry: ModelRetry, handler: RetryHandler) -> None:
+    """``handler`` no longer uses ``retry``'s model: put the layers back if no owner is left."""
+    retry.owners.discard(handler)
+    if not retry.owners and retry.silenced is not None:
+        layers.release(retry.model, retry.silenced)
+        retry.silenced = None
 
 
 def uninstall(retry: ModelRetry) -> None:
@@ -249,15 +271,16 @@ async def _within(
             yield response
 
 
-def resolve(agent: LlmAgent) -> tuple[BaseLlm | None, bool]:
+def resolve(agent: LlmAgent, *, at_call: bool = False) -> tuple[BaseLlm | None, bool]:
     """The model ``agent`` calls, and whether it must be pinned on the agent.
 
     A model name string, or a model inherited from an ancestor, resolves
     through ``canonical_model``. ADK 2.13 caches that instance; ADK 2.3
     builds a new one on every read, so a wrapper on it would be lost unless
     the instance is pinned on the agent. An agent with no model and no
-    ancestor would resolve to ADK's default Gemini model: None is returned
-    so that it is resolved later, once the agent has a parent.
+    ancestor would resolve to ADK's default model: before the agent runs
+    (it may still get a parent) None is returned so that it is resolved
+    later; ``at_call`` (its tree is final: it is calling now) resolves it.
     """
     from google.adk.agents.llm_agent import LlmAgent
     from google.adk.models.base_llm import BaseLlm
@@ -270,8 +293,10 @@ def resolve(agent: LlmAgent) -> tuple[BaseLlm | None, bool]:
         while owner is not None and not (isinstance(owner, LlmAgent) and owner.model):
             owner = owner.parent_agent
         if owner is None:
-            return None, False
-        if isinstance(owner.model, BaseLlm):
+            if not at_call:
+                return None, False
+            owner = agent  # ADK's default model (LlmAgent.set_default_model or Gemini)
+        elif isinstance(owner.model, BaseLlm):
             return owner.model, False
     model = owner.canonical_model
     return model, model is not owner.canonical_model
@@ -365,7 +390,9 @@ def remove_retry_capabilities(agent: LlmAgent) -> LlmAgent:
         if retry is not None:
             if retry.handlers.get(agent.name) is handler:
                 del retry.handlers[agent.name]
-            if not retry.handlers:
+            if handler is not None and handler not in retry.handlers.values():
+                disown_lower_retries(retry, handler)
+            if not retry.handlers and not retry.owners:
                 uninstall(retry)
     if "_retry_unpinned_model" in state:
         agent.model = state["_retry_unpinned_model"]
@@ -404,8 +431,7 @@ class _DeferredRetry:
         handler = agent.__dict__.get("_retry_handler")
         if handler is None or agent.__dict__.get("_retry_model") is not None:
             return
-        model, pin = resolve(agent)
+        model, pin = resolve(agent, at_call=True)
         if model is not None:
             _attach(agent, handler, model, pin)
-        return
 

@@ -35,25 +35,10 @@ from adk_retry.log import logger
 if TYPE_CHECKING:
     from google.adk.models.base_llm import BaseLlm
 
-    from adk_retry.policy import RetryPolicy
-
-__all__ = ["owns_http_retries", "release", "silence", "warn_about_agent"]
+__all__ = ["release", "silence", "warn_about_agent"]
 
 _MISSING = object()
 _warned: set[str] = set()
-
-
-def owns_http_retries(policy: RetryPolicy) -> bool:
-    """Whether ``policy`` retries HTTP errors and so should own every retry beneath it.
-
-    Example:
-        >>> from adk_retry import RetryPolicy
-        >>> owns_http_retries(RetryPolicy()), owns_http_retries(RetryPolicy(retry_on="transient"))
-        (False, True)
-        >>> owns_http_retries(RetryPolicy(retry_on="transient", keep_lower_retries=True))
-        False
-    """
-    return policy.owns_lower_retries
 
 
 def _warn_once(key: str, message: str, *args: Any) -> None:

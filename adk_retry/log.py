@@ -14,10 +14,26 @@ from typing import Any
 
 from adk_retry.redact import RedactingFilter, redact
 
-__all__ = ["describe", "emit", "logger"]
+__all__ = ["describe", "emit", "get_logger", "logger"]
 
-logger = logging.getLogger("adk_retry")
-logger.addFilter(RedactingFilter())
+
+def get_logger(name: str = "") -> logging.Logger:
+    """The ``adk_retry`` logger, or its child ``adk_retry.<name>``, with redaction attached.
+
+    A filter on a logger sees only the records logged on that very logger,
+    not its children's, so every logger the library writes to gets its own.
+
+    Example:
+        >>> get_logger("redis").name
+        'adk_retry.redis'
+    """
+    named = logging.getLogger(f"adk_retry.{name}" if name else "adk_retry")
+    if not any(isinstance(existing, RedactingFilter) for existing in named.filters):
+        named.addFilter(RedactingFilter())
+    return named
+
+
+logger = get_logger()
 
 _MAX_ERROR_TEXT = 300
 
@@ -49,8 +65,13 @@ def describe(exc: BaseException) -> str:
         >>> describe(RuntimeError("Invalid response object Traceback (most recent call last): ..."))
         'Invalid response object'
     """
-    text = str(exc).split(" Traceback (most recent call last)", 1)[0].strip()
-    text = text.splitlines()[0] if text else type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not replace the error being reported
+        text = ""
+    text = text.split(" Traceback (most recent call last)", 1)[0].strip()
+    # Redact before cutting: a key cut in half no longer matches the patterns.
+    text = redact(text.splitlines()[0]) if text else type(exc).__name__
     if len(text) > _MAX_ERROR_TEXT:
         text = text[: _MAX_ERROR_TEXT - 3] + "..."
-    return redact(text)
+    return text

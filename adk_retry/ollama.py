@@ -45,7 +45,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 import time
@@ -55,6 +54,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from adk_retry.log import describe, get_logger
 from adk_retry.rules import ErrorRule, RecoveryContext
 
 __all__ = [
@@ -65,7 +65,7 @@ __all__ = [
     "ollama_oom_rule",
 ]
 
-logger = logging.getLogger("adk_retry.ollama")
+logger = get_logger("ollama")
 
 DEFAULT_API_BASE: Final = "http://localhost:11434"
 """Where Ollama listens by default, and where litellm sends ``ollama/`` models without ``api_base``."""
@@ -267,7 +267,7 @@ class OllamaOOMRecovery:
                 "Could not free memory on the Ollama server at %s (%s: %s); retrying anyway",
                 api_base,
                 type(exc).__name__,
-                exc,
+                describe(exc),
             )
             return OllamaRecoveryResult(api_base, False, (), (), False, target)
         if unloaded:

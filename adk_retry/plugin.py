@@ -33,16 +33,18 @@ from typing import TYPE_CHECKING, Any
 
 from google.adk.plugins.base_plugin import BasePlugin
 
+from adk_retry import layers
 from adk_retry.call_state import CallState, current_call
 from adk_retry.callbacks import report_call
 from adk_retry.handler import RetryHandler
-from adk_retry.integration import ModelRetry, install, own_lower_retries, resolve, uninstall
+from adk_retry.integration import disown_lower_retries, install, installed, own_lower_retries, resolve, uninstall
 from adk_retry.log import logger
 from adk_retry.policy import RetryPolicy
 from adk_retry.stats import RetryStats
 
 if TYPE_CHECKING:
     from google.adk.agents.callback_context import CallbackContext
+    from google.adk.models.base_llm import BaseLlm
     from google.adk.models.llm_request import LlmRequest
     from google.adk.models.llm_response import LlmResponse
 
@@ -71,7 +73,7 @@ class RetryPlugin(BasePlugin):
         self.policy = policy if policy is not None else RetryPolicy()
         self._handler_options = handler_options
         self._handlers: dict[str, RetryHandler] = {}
-        self._models: dict[int, ModelRetry] = {}
+        self._models: dict[int, BaseLlm] = {}
         self._pinned: list[tuple[Any, Any]] = []
 
     def handler(self, agent_name: str) -> RetryHandler:
@@ -101,16 +103,18 @@ class RetryPlugin(BasePlugin):
             agent = callback_context._invocation_context.agent
             if not isinstance(agent, LlmAgent) or agent.__dict__.get("_retry_handler") is not None:
                 return None
-            model, pin = resolve(agent)
+            model, pin = resolve(agent, at_call=True)
             if model is None:
                 return None  # ADK's default model: not ours to pin
             if pin:
                 self._pinned.append((agent, agent.model))
                 agent.model = model
             retry = install(model)
-            self._models.setdefault(id(model), retry)
+            self._models.setdefault(id(model), model)
             handler = self.handler(agent.name)
             own_lower_retries(retry, handler)
+            if handler.owns_lower:
+                layers.warn_about_agent(agent)
             current_call.set(CallState(agent.name, handler, owner=self))
         except Exception:  # never end the user's run because of the retry layer
             logger.warning("RetryPlugin could not enable retry for this model call", exc_info=True)
@@ -128,8 +132,13 @@ class RetryPlugin(BasePlugin):
 
     async def close(self) -> None:
         """Undo what this plugin did: unwrap the models no one else uses, unpin agents."""
-        for retry in self._models.values():
-            if not retry.handlers:
+        for model in self._models.values():
+            retry = installed(model)  # looked up again: it may have been replaced since
+            if retry is None:
+                continue
+            for handler in self._handlers.values():
+                disown_lower_retries(retry, handler)
+            if not retry.handlers and not retry.owners:
                 uninstall(retry)
         self._models.clear()
         for agent, original in reversed(self._pinned):

@@ -13,6 +13,7 @@ naming the field, never later as a hang or a silent default::
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeAlias
 
@@ -196,6 +197,16 @@ class RetryPolicy(BaseModel):
             elif not callable(item):
                 raise ValueError(f"{item!r} is neither a preset, an exception type nor a predicate")
         return items if isinstance(value, (list, tuple)) else value
+
+    @field_validator("hooks")
+    @classmethod
+    def _check_hooks(cls, value: tuple[Hook, ...]) -> tuple[Hook, ...]:
+        for hook in value:
+            call = hook if inspect.isfunction(hook) or inspect.ismethod(hook) else type(hook).__call__
+            if inspect.iscoroutinefunction(call):
+                # It would be called and never awaited: the event silently lost.
+                raise ValueError(f"hooks are called synchronously; {hook!r} is a coroutine function")
+        return value
 
     @field_validator("max_delay")
     @classmethod

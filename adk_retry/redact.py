@@ -44,6 +44,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), REDACTED),  # Google API keys
     (re.compile(r"\b(?:gsk|xai|hf|pplx|r8|ya29)[_.-][A-Za-z0-9_.-]{10,}"), REDACTED),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),  # AWS access key ids
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]*:[^/\s@]+@"), r"\1" + REDACTED + "@"),  # user:pass@ in URLs
 )
 
 
@@ -62,12 +63,16 @@ def redact(text: str) -> str:
 
 
 def _redact_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value  # kept as they are, so %d and %.1f still format them
     if isinstance(value, str):
         return redact(value)
-    if isinstance(value, (BaseException, Mapping, list, tuple, set)):
-        # Formatting these would print what they hold (a message, headers) unredacted.
-        return redact(str(value))
-    return value
+    # Anything else would be formatted by its str or repr, which may show what
+    # it holds (an exception's message, headers, a partial's bound api_key).
+    try:
+        return redact(repr(value) if not isinstance(value, BaseException) else str(value))
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 class RedactingFilter(logging.Filter):

@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import time
@@ -44,12 +43,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("adk_retry.redis_store needs the redis package: pip install 'adk-retry[redis]'") from exc
 
-from adk_retry.log import describe
+from adk_retry.log import describe, get_logger
 from adk_retry.store import CircuitState, CircuitView, MemoryStore, StateStore
 
 __all__ = ["RedisStore"]
 
-logger = logging.getLogger("adk_retry.redis")
+logger = get_logger("redis")
 
 _T = TypeVar("_T")
 

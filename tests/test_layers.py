@@ -105,3 +105,28 @@ def test_unreachable_layers_are_reported_once(caplog):
     layers.warn_about_agent(agent)
     warnings = [r.getMessage() for r in caplog.records if "retry_config" in r.getMessage()]
     assert len(warnings) == 1
+
+
+async def test_lower_layers_come_back_when_the_owning_agent_leaves_a_shared_model(server):
+    model = sdk_default_model(server, num_retries=3)
+    owner = LlmAgent(name="owner", model=model)
+    seed = LlmAgent(name="seed", model=model)
+    add_retry_capabilities_to_agent(owner, RetryHandler(RetryPolicy(retry_on="transient"), agent_name="owner"))
+    add_retry_capabilities_to_agent(seed, RetryHandler(agent_name="seed"))
+    assert model._additional_args["num_retries"] == 0
+    remove_retry_capabilities(owner)
+    assert model._additional_args["num_retries"] == 3, "the remaining agent does not own retries"
+    assert "with_retry" in model.generate_content_async.__name__, "still wrapped for the remaining agent"
+
+
+async def test_closing_the_plugin_gives_back_the_layers_even_when_an_agent_keeps_its_retry(server):
+    from adk_retry import RetryPlugin
+
+    model = sdk_default_model(server, num_retries=3)
+    keeper = LlmAgent(name="keeper", model=model)
+    add_retry_capabilities_to_agent(keeper, RetryHandler(agent_name="keeper"))
+    plugin = RetryPlugin(RetryPolicy(retry_on="transient"))
+    with no_waits():
+        await run_turn(LlmAgent(name="visitor", model=model), plugins=[plugin])  # run_turn closes the runner
+    assert model._additional_args["num_retries"] == 3
+    assert "with_retry" in model.generate_content_async.__name__

@@ -108,3 +108,33 @@ async def test_plugin_callbacks_never_raise(server, make_model):
             raise RuntimeError("boom")
 
     assert await plugin.before_model_callback(callback_context=Broken(), llm_request=None) is None
+
+
+@pytest.fixture
+def default_model(make_model):
+    """ADK's default model, set for the test and put back after it."""
+    previous = LlmAgent._default_model
+    model = make_model()
+    LlmAgent.set_default_model(model)
+    yield model
+    LlmAgent._default_model = previous
+
+
+async def test_agents_on_adk_default_model_get_retry_from_the_plugin(server, default_model):
+    plugin = RetryPlugin()
+    server.push(Fault.empty_choices(), Fault.ok("from the default model"))
+    with no_waits():
+        turn = await run_turn(LlmAgent(name="modelless"), plugins=[plugin])
+    assert turn.text == "from the default model"
+    assert plugin.stats["modelless"].retries == 1
+
+
+async def test_agents_on_adk_default_model_get_their_own_retry_at_the_first_call(server, default_model):
+    agent = LlmAgent(name="modelless")
+    add_retry_capabilities_to_agent(agent, RetryHandler(agent_name="modelless"))
+    assert agent.model == "", "not resolved (nor pinned) before the agent runs"
+    server.push(Fault.empty_choices(), Fault.ok("resolved at the call"))
+    with no_waits():
+        turn = await run_turn(agent)
+    assert turn.text == "resolved at the call"
+    assert agent._retry_handler.stats.retries == 1

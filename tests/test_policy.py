@@ -152,3 +152,11 @@ def test_retry_on_list_is_stored_as_tuple() -> None:
 @pytest.mark.parametrize("exc", [asyncio.CancelledError(), KeyboardInterrupt(), SystemExit(1), GeneratorExit()])
 def test_interruptions_are_never_retried(retry_on: Any, exc: BaseException) -> None:
     assert not RetryPolicy(retry_on=retry_on).retries(exc)
+
+
+def test_async_hooks_are_refused_at_configuration() -> None:
+    async def hook(event: object) -> None:
+        return None
+
+    with pytest.raises(ValidationError, match="hooks"):
+        RetryPolicy(hooks=(hook,))

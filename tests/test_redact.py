@@ -183,3 +183,42 @@ async def test_handler_logs_never_contain_the_secret(caplog: pytest.LogCaptureFi
     assert handler.stats.last_error is not None
     assert SECRET_KEY in str(handler.stats.last_error)
     assert SECRET_KEY not in str(handler.stats.as_dict())
+
+
+def test_every_library_logger_redacts_its_own_records(caplog: pytest.LogCaptureFixture) -> None:
+    from adk_retry.log import get_logger
+
+    caplog.set_level(logging.INFO, logger="adk_retry")
+    for name in ("ollama", "redis"):
+        get_logger(name).warning("server at %s said %s", "http://user:pw@host:11434", RuntimeError(SECRET_KEY))
+    rendered = " ".join(r.getMessage() for r in caplog.records)
+    assert SECRET_KEY not in rendered
+    assert "user:pw" not in rendered
+
+
+def test_an_object_argument_is_redacted_through_its_repr() -> None:
+    import functools
+
+    hook = functools.partial(print, api_key=SECRET_KEY)
+    record = make_record("retry hook %r failed", (hook,))
+    RedactingFilter().filter(record)
+    assert SECRET_KEY not in record.getMessage()
+
+
+def test_describe_redacts_before_it_cuts() -> None:
+    from adk_retry.log import describe
+
+    key = "AIzaSyD-0123456789abcdefghijklmnopqrstu"
+    text = describe(RuntimeError("x" * 280 + " key=" + key))
+    assert "AIzaSy" not in text
+    assert len(text) <= 300
+
+
+def test_describe_survives_a_broken_str() -> None:
+    from adk_retry.log import describe
+
+    class Broken(Exception):
+        def __str__(self) -> str:
+            raise AttributeError("no")
+
+    assert describe(Broken()) == "Broken"
