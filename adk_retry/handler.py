@@ -222,9 +222,15 @@ class RetryCall:
             self.observer.attempts = 1
 
     def start_attempt(self) -> None:
-        """Count the retry about to be made (the first attempt is counted by the constructor)."""
+        """Count the retry about to be made (the first attempt is counted by the constructor).
+
+        Counted here, not when it is decided: a call cancelled during its
+        backoff made no retry.
+        """
         self.attempt += 1
-        self.handler.stats.attempts += 1
+        stats = self.handler.stats
+        stats.attempts += 1
+        stats.retries += 1
         if self.observer is not None:
             self.observer.attempts = self.attempt
 
@@ -339,7 +345,6 @@ class RetryCall:
                 stats.budget_denials += 1
                 self._event("budget_denied", error=exc, reason="retry budget exhausted", error_class=kind)
                 return self._give_up(exc, kind, "retry budget exhausted")
-        stats.retries += 1
         if rule is not None:
             self._count_rule(rule)
             if rule.recover is not None:
