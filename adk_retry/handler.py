@@ -252,10 +252,9 @@ class RetryCall:
 
     def attempt_limit(self) -> float | None:
         """How long the next attempt may take: ``attempt_timeout``, cut to what is left of ``timeout``."""
-        policy = self.handler.policy
-        limit = policy.attempt_timeout
-        if policy.timeout is not None:
-            left = max(0.0, policy.timeout - ((self.handler.clock or clock.default_clock)() - self.started))
+        limit = self.handler.policy.attempt_timeout
+        if self.handler.timed:
+            left = max(0.0, self._time_left())
             limit = left if limit is None else min(limit, left)
         return limit
 
@@ -270,11 +269,8 @@ class RetryCall:
             if not view.allowed:
                 error = CircuitOpenError(self.model or key, view.open_until)
                 self.attempt = 0  # refused: no attempt was made
-                stats = self.handler.stats
-                stats.breaker_rejections += 1
-                stats.failures += 1
-                if self.model_stats is not None:
-                    self._settle_model(success=False, error=error)
+                self.handler.stats.breaker_rejections += 1
+                self._call_failed(error)
                 raise error from _circuit_causes.get(key)
         self._first_attempt()
 
@@ -308,9 +304,7 @@ class RetryCall:
         stats.last_error = exc
         stats.errors[type(exc).__name__] += 1
         if not policy.retries(exc):
-            stats.failures += 1
-            if self.model_stats is not None:
-                self._settle_model(success=False, error=exc)
+            self._call_failed(exc)
             return None
         kind = error_class(exc)
         hint = retry_after(exc)
@@ -332,7 +326,7 @@ class RetryCall:
         if policy.adaptive:
             delay = stretch(delay, failure_rates.get(self._key("rate", "model", None)))
         if policy.timeout is not None:
-            left = policy.timeout - ((handler.clock or clock.default_clock)() - self.started)
+            left = self._time_left()
             if delay >= left:
                 return self._give_up(exc, kind, f"deadline: {max(left, 0.0):.2f}s left, retry needs {delay:.2f}s")
         if circuit_open and hint is None:
@@ -373,9 +367,7 @@ class RetryCall:
         stats = self.handler.stats
         stats.last_error = exc
         stats.errors[type(exc).__name__] += 1
-        stats.failures += 1
-        if self.model_stats is not None:
-            self._settle_model(success=False, error=exc)
+        self._call_failed(exc)
         if self.guarded and self.handler.policy.retries(exc):
             await self._count_failure(exc, error_class(exc), retry_after(exc))
 
@@ -417,6 +409,18 @@ class RetryCall:
             cap=max(policy.max_delay if rule.max_delay is None else rule.max_delay, rule.base_delay or 0.0),
         )
         return jittered(base, policy.jitter, u)
+
+    def _call_failed(self, error: BaseException) -> None:
+        """Count the call as failed, in the handler's and the model's view."""
+        self.handler.stats.failures += 1
+        if self.model_stats is not None:
+            self._settle_model(success=False, error=error)
+
+    def _time_left(self) -> float:
+        """Seconds left of the policy's total ``timeout`` (only asked when one is set)."""
+        timeout = self.handler.policy.timeout
+        assert timeout is not None
+        return timeout - ((self.handler.clock or clock.default_clock)() - self.started)
 
     def _settle_model(self, *, success: bool, error: BaseException | None = None) -> None:
         """Add this call's outcome to the model's view, once, when the call ends."""
@@ -474,9 +478,7 @@ class RetryCall:
 
     def _give_up(self, exc: BaseException, kind: str | None, reason: str) -> float | None:
         """Log and count the end of the retries; returns None, the "give up" decision."""
-        self.handler.stats.failures += 1
-        if self.model_stats is not None:
-            self._settle_model(success=False, error=exc)
+        self._call_failed(exc)
         fields = self._fields(exc, attempts=self.attempt, reason=reason)
         emit(logging.ERROR, self.handler.policy.log_templates.gave_up, fields)
         self._event("give_up", error=exc, reason=reason, error_class=kind)

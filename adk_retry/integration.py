@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["add_retry_capabilities_to_agent", "remove_retry_capabilities"]
 
 AGENT_LABEL = "adk_agent_name"
-WRAPPER_NAME = "generate_content_async_with_retry"
 
 ModelMethod = Callable[..., AsyncGenerator["LlmResponse", None]]
 
@@ -87,10 +86,8 @@ class ModelRetry:
         # LiteLlm edits only the contents; Gemini and unknown models may edit the config too.
         self.snapshot_config = not any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__)
 
-    def handler_for(self, agent: str | None) -> RetryHandler | None:
-        """The handler for ``agent``; an unlabelled call uses the first registered one."""
-        if agent is not None:
-            return self.handlers.get(agent)
+    def first_handler(self) -> RetryHandler | None:
+        """The handler for a call with no agent label: the first registered one."""
         return next(iter(self.handlers.values()), None)
 
 
@@ -167,7 +164,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
             agent = state.agent
         else:
             state = None
-            handler = retry.handlers.get(agent) if agent is not None else retry.handler_for(None)
+            handler = retry.handlers.get(agent) if agent is not None else retry.first_handler()
         if handler is None:
             # An agent without retry that shares this model, or a runner
             # without the plugin: the model as it was.
