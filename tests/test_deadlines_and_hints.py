@@ -88,7 +88,8 @@ async def warm(server, make_model):
 
 @pytest.mark.e2e
 @pytest.mark.usefixtures("warm")
-async def test_attempt_timeout_cancels_a_hanging_attempt_and_retries(server, make_model):
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole answer", "stream until its first chunk"])
+async def test_attempt_timeout_cancels_a_hanging_attempt_and_retries(server, make_model, streaming):
     from google.adk.agents import LlmAgent
 
     from adk_retry import add_retry_capabilities_to_agent
@@ -97,30 +98,12 @@ async def test_attempt_timeout_cancels_a_hanging_attempt_and_retries(server, mak
     agent = LlmAgent(name="impatient", model=make_model())
     handler = RetryHandler(RetryPolicy(retry_on="transient", attempt_timeout=1.0), agent_name="impatient")
     add_retry_capabilities_to_agent(agent, handler)
-    server.push(Fault.delay(30.0, then=Fault.ok("too late")), Fault.ok("in time"))
+    server.push(Fault.delay(30.0, then=Fault.ok("too late")), Fault.ok("answered in time", chunks=3))
     with no_waits():
-        turn = await run_turn(agent)
-    assert turn.text == "in time"
+        turn = await run_turn(agent, streaming=streaming)
+    assert turn.text == "answered in time"
     assert len(server.requests) == 2
     assert handler.stats.errors == {"TimeoutError": 1}
-
-
-@pytest.mark.e2e
-@pytest.mark.usefixtures("warm")
-async def test_attempt_timeout_covers_a_stream_until_its_first_chunk(server, make_model):
-    from google.adk.agents import LlmAgent
-
-    from adk_retry import add_retry_capabilities_to_agent
-    from adk_retry.testing.turns import run_turn
-
-    agent = LlmAgent(name="impatient", model=make_model())
-    handler = RetryHandler(RetryPolicy(retry_on="transient", attempt_timeout=1.0), agent_name="impatient")
-    add_retry_capabilities_to_agent(agent, handler)
-    server.push(Fault.delay(30.0), Fault.ok("streamed in time", chunks=3))
-    with no_waits():
-        turn = await run_turn(agent, streaming=True)
-    assert turn.text == "streamed in time"
-    assert len(server.requests) == 2
 
 
 @pytest.mark.e2e
