@@ -6,27 +6,32 @@ Three ways in:
 - a whole app: ``Runner(..., plugins=[RetryPlugin()])``;
 - a ready agent: :func:`create_enhanced_software_engineer_agent`.
 
-Everything is configured by one immutable :class:`RetryPolicy`.
+Everything is configured by one immutable :class:`RetryPolicy`. The edges
+have named submodules: :mod:`adk_retry.guards` (state stores, Redis),
+:mod:`adk_retry.observability` (metrics, aggregate views, the redaction
+filter), :mod:`adk_retry.contrib.ollama`, :mod:`adk_retry.testing`.
+
+Example:
+    >>> from adk_retry import RetryPlugin, RetryPolicy
+    >>> plugin = RetryPlugin(RetryPolicy.transient(max_retries=5))
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adk_retry.breaker import CircuitBreaker
-from adk_retry.budget import RetryBudget
-from adk_retry.callbacks import create_retry_callbacks
-from adk_retry.errors import AdkRetryError, CircuitOpenError, EmptyResponseError
-from adk_retry.events import RetryEvent
-from adk_retry.handler import RetryHandler
-from adk_retry.integration import add_retry_capabilities_to_agent, remove_retry_capabilities
-from adk_retry.metrics import Metrics, enable_metrics, stats_by_agent, stats_by_model
-from adk_retry.plugin import RetryPlugin
-from adk_retry.policy import TRANSIENT, LogTemplates, RetryPolicy
-from adk_retry.redact import RedactingFilter, redact
-from adk_retry.rules import ErrorRule, RecoveryContext
-from adk_retry.stats import RetryStats
-from adk_retry.store import MemoryStore, StateStore
+from adk_retry import _moved
+from adk_retry.adapter._attach import add_retry_capabilities_to_agent, remove_retry_capabilities
+from adk_retry.adapter._callbacks import create_retry_callbacks
+from adk_retry.adapter._plugin import RetryPlugin
+from adk_retry.core._breaker import CircuitBreaker
+from adk_retry.core._budget import RetryBudget
+from adk_retry.core._errors import AdkRetryError, CircuitOpenError, EmptyResponseError
+from adk_retry.core._events import RetryEvent
+from adk_retry.core._policy import LogTemplates, RetryPolicy
+from adk_retry.core._rules import ErrorRule, RecoveryContext
+from adk_retry.engine._loop import RetryHandler
+from adk_retry.observability._stats import RetryStats
 
 if TYPE_CHECKING:
     from adk_retry.agents.software_engineer import create_enhanced_software_engineer_agent
@@ -38,27 +43,20 @@ __all__ = [
     "EmptyResponseError",
     "ErrorRule",
     "LogTemplates",
-    "MemoryStore",
-    "Metrics",
     "RecoveryContext",
-    "RedactingFilter",
     "RetryBudget",
     "RetryEvent",
     "RetryHandler",
     "RetryPlugin",
     "RetryPolicy",
     "RetryStats",
-    "StateStore",
-    "TRANSIENT",
     "add_retry_capabilities_to_agent",
     "create_enhanced_software_engineer_agent",
     "create_retry_callbacks",
-    "enable_metrics",
-    "redact",
     "remove_retry_capabilities",
-    "stats_by_agent",
-    "stats_by_model",
 ]
+
+_moved.install()
 
 
 def __getattr__(name: str) -> Any:
@@ -67,4 +65,8 @@ def __getattr__(name: str) -> Any:
         from adk_retry.agents.software_engineer import create_enhanced_software_engineer_agent
 
         return create_enhanced_software_engineer_agent
-    raise AttributeError(f"module 'adk_retry' has no attribute {name!r}")
+    if f"adk_retry.{name}" in _moved.MODULES:  # `adk_retry.redis_store` after a bare `import adk_retry`
+        import importlib
+
+        return importlib.import_module(f"adk_retry.{name}")
+    return _moved.moved_name(name)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adk_retry.policy import RetryPolicy
+from adk_retry.core._policy import RetryPolicy
 from adk_retry.testing import Fault, FaultServer
 
 __all__ = ["DEMO_POLICY", "run_demo"]

@@ -29,7 +29,7 @@ def _fresh_store() -> dict[str, Any]:
     """A private state store, so that no two rows share a bucket or a breaker."""
     if not has_field("store"):
         return {}
-    from adk_retry.store import MemoryStore
+    from adk_retry.guards._store import MemoryStore
 
     return {"store": MemoryStore()}
 
@@ -38,7 +38,7 @@ def budget() -> dict[str, Any] | None:
     """``RetryPolicy`` keyword arguments for the default retry budget, or None if there is none."""
     if not has_field("budget"):
         return None
-    from adk_retry.budget import RetryBudget
+    from adk_retry.core._budget import RetryBudget
 
     return {"budget": RetryBudget(), **_fresh_store()}
 
@@ -47,6 +47,6 @@ def breaker() -> dict[str, Any] | None:
     """``RetryPolicy`` keyword arguments for the default circuit breaker, or None if there is none."""
     if not has_field("breaker"):
         return None
-    from adk_retry.breaker import CircuitBreaker
+    from adk_retry.core._breaker import CircuitBreaker
 
     return {"breaker": CircuitBreaker(), **_fresh_store()}

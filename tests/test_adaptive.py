@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from adk_retry import RetryHandler, RetryPolicy
-from adk_retry.adaptive import FailureRate, failure_rates, stretch
+from adk_retry.core._decide import stretch
+from adk_retry.guards._adaptive import FailureRate, failure_rates
 
 
 def test_stretch_never_goes_below_the_schedule():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from adk_retry.backoff import base_delay_for, jittered
+from adk_retry.core._backoff import base_delay_for, jittered
 
 # A grid standing in for a property-based check (hypothesis is not installed).
 BASES = (0.1, 0.5, 1.0, 3.0)

@@ -6,8 +6,8 @@ import pytest
 from google.adk.agents import LlmAgent
 
 from adk_retry import CircuitOpenError, RetryHandler, RetryPolicy, add_retry_capabilities_to_agent
-from adk_retry.breaker import CircuitBreaker
-from adk_retry.store import MemoryStore
+from adk_retry.core._breaker import CircuitBreaker
+from adk_retry.guards._store import MemoryStore
 from adk_retry.testing import Fault, no_waits
 from adk_retry.testing.turns import run_turn
 from tests.conftest import OUTAGE

@@ -9,8 +9,8 @@ from google.adk.agents import LlmAgent
 from google.adk.models.lite_llm import LiteLlm
 
 from adk_retry import RetryHandler, RetryPolicy, add_retry_capabilities_to_agent
-from adk_retry.budget import RetryBudget
-from adk_retry.store import MemoryStore
+from adk_retry.core._budget import RetryBudget
+from adk_retry.guards._store import MemoryStore
 from adk_retry.testing import Fault, FaultServer, no_waits
 from adk_retry.testing.turns import run_turn
 from tests.conftest import API_KEY, OUTAGE, messages

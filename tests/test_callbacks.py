@@ -13,10 +13,10 @@ from google.adk.models.llm_response import LlmResponse
 from google.genai import types
 from pydantic import ValidationError
 
-from adk_retry.call_state import current_call
-from adk_retry.callbacks import create_retry_callbacks
-from adk_retry.handler import RetryHandler
-from adk_retry.policy import RetryPolicy
+from adk_retry.adapter._call_state import current_call
+from adk_retry.adapter._callbacks import create_retry_callbacks
+from adk_retry.engine._loop import RetryHandler
+from adk_retry.core._policy import RetryPolicy
 
 
 def run_isolated(function: Any, *args: Any, **kwargs: Any) -> Any:

@@ -9,7 +9,7 @@ import pytest
 from google.adk.models.llm_response import LlmResponse
 from google.genai import types
 
-from adk_retry.classify import (
+from adk_retry.core._empty import (
     has_type_named,
     is_empty_response,
     is_empty_stream_error,
@@ -17,7 +17,7 @@ from adk_retry.classify import (
     is_null_message_error,
     seed_default,
 )
-from adk_retry.errors import NO_MESSAGE, AdkRetryError, EmptyResponseError
+from adk_retry.core._errors import NO_MESSAGE, AdkRetryError, EmptyResponseError
 
 
 def null_message_error() -> Exception:

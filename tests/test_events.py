@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from adk_retry import RetryHandler, RetryPolicy
-from adk_retry.events import RetryEvent
+from adk_retry.core._events import RetryEvent
 
 
 async def _no_sleep(seconds: float) -> None:

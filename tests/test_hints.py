@@ -12,7 +12,7 @@ import openai
 import pytest
 from google.genai import errors as genai_errors
 
-from adk_retry.hints import parse_duration, parse_retry_after, retry_after
+from adk_retry.core._hints import parse_duration, parse_retry_after, retry_after
 from adk_retry.testing import Fault, FaultServer
 from tests.conftest import raised_through_litellm
 

@@ -378,7 +378,7 @@ async def test_attempt_timeout_waits_past_held_back_empty_chunks_for_the_answer(
 
 async def test_a_circuit_refusal_counts_a_failed_call_and_no_attempt():
     from adk_retry import CircuitBreaker, CircuitOpenError
-    from adk_retry.store import MemoryStore
+    from adk_retry.guards._store import MemoryStore
 
     policy = RetryPolicy(
         retry_on="all", max_retries=0, breaker=CircuitBreaker(failure_threshold=1), store=MemoryStore()
@@ -395,7 +395,7 @@ async def test_a_circuit_refusal_counts_a_failed_call_and_no_attempt():
 
 async def test_a_probe_whose_stream_started_then_failed_reopens_the_circuit():
     from adk_retry import CircuitBreaker, CircuitOpenError
-    from adk_retry.store import MemoryStore
+    from adk_retry.guards._store import MemoryStore
 
     clock = [1_000_000.0]
     breaker = CircuitBreaker(failure_threshold=1, cooldown=10.0)

@@ -84,7 +84,7 @@ async def test_429_with_retry_after_then_success_waits_the_hint(server):
 def test_gemini_gets_a_single_attempt_and_a_fresh_client(monkeypatch):
     from google.adk.models.google_llm import Gemini
 
-    from adk_retry import layers
+    from adk_retry.adapter import _layers as layers
 
     monkeypatch.setenv("GOOGLE_API_KEY", "test-key")
     model = Gemini(model="gemini-2.0-flash", retry_options=types.HttpRetryOptions(attempts=5))
@@ -96,7 +96,7 @@ def test_gemini_gets_a_single_attempt_and_a_fresh_client(monkeypatch):
 
 
 def test_unreachable_layers_are_reported_once(caplog):
-    from adk_retry import layers
+    from adk_retry.adapter import _layers as layers
 
     caplog.set_level(logging.WARNING, logger="adk_retry")
     agent = LlmAgent(name="noded", model="gemini-2.0-flash")

@@ -1,4 +1,4 @@
-"""Aggregate views and the OpenTelemetry metrics and span events (adk_retry.metrics).
+"""Aggregate views and the OpenTelemetry metrics and span events (adk_retry.observability._otel).
 
 The OpenTelemetry tests pass their own SDK providers to ``enable_metrics``
 (the global providers can be set only once per process); one test sets the
@@ -29,20 +29,20 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import adk_retry.handler
+import adk_retry.engine._loop
 from adk_retry import (
     CircuitOpenError,
     RetryHandler,
     RetryPolicy,
     add_retry_capabilities_to_agent,
 )
-from adk_retry import metrics as retry_metrics
-from adk_retry.breaker import CircuitBreaker
-from adk_retry.budget import RetryBudget
-from adk_retry.events import RetryEvent, global_hooks
-from adk_retry.metrics import Metrics, enable_metrics, give_up_reason, merge, stats_by_agent, stats_by_model
-from adk_retry.stats import RetryStats
-from adk_retry.store import MemoryStore
+from adk_retry.observability import _otel as retry_metrics
+from adk_retry.core._breaker import CircuitBreaker
+from adk_retry.core._budget import RetryBudget
+from adk_retry.core._events import RetryEvent, global_hooks
+from adk_retry.observability import Metrics, enable_metrics, give_up_reason, merge, stats_by_agent, stats_by_model
+from adk_retry.observability._stats import RetryStats
+from adk_retry.guards._store import MemoryStore
 from adk_retry.testing import Fault, no_waits
 from adk_retry.testing.turns import run_turn
 from tests import conftest
@@ -369,7 +369,7 @@ async def test_success_path_builds_no_event_when_no_hook_is_set(no_global_hooks,
     def no_event(*args: Any, **kwargs: Any) -> RetryEvent:
         raise AssertionError("an event was built on the success path")
 
-    monkeypatch.setattr(adk_retry.handler, "RetryEvent", no_event)
+    monkeypatch.setattr(adk_retry.engine._loop, "RetryEvent", no_event)
     handler = RetryHandler(RetryPolicy(retry_on="transient"), agent_name=unique())
 
     async def model_call() -> str:
@@ -477,19 +477,21 @@ def _points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
 # -- the global providers, set after adk_retry was imported ------------------------------------
 
 
-def test_importing_enables_metrics_unless_opted_out():
-    package_root = str(Path(retry_metrics.__file__).resolve().parents[1])
+def test_the_first_handler_enables_metrics_unless_opted_out_and_importing_enables_nothing():
+    package_root = str(Path(retry_metrics.__file__).resolve().parents[2])
     script = (
-        "import adk_retry.metrics as m, adk_retry.events as e;"
+        "import adk_retry, adk_retry.observability._otel as m, adk_retry.core._events as e;"
+        "print(len(e.global_hooks));"
+        "adk_retry.RetryHandler();"
         "print(sum(isinstance(h, m.Metrics) for h in e.global_hooks), len(e.global_hooks))"
     )
-    for setting, expected in ((None, "1 2"), ("0", "0 0"), ("off", "0 0"), ("1", "1 2")):
+    for setting, expected in ((None, "0 1 2"), ("0", "0 0 0"), ("off", "0 0 0"), ("1", "0 1 2")):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         env.pop("ADK_RETRY_OTEL", None)
         if setting is not None:
             env["ADK_RETRY_OTEL"] = setting
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
-        assert done.stdout.split()[-2:] == expected.split(), (setting, done.stdout, done.stderr)
+        assert done.stdout.split()[-3:] == expected.split(), (setting, done.stdout, done.stderr)
 
 
 _AFTER_IMPORT = textwrap.dedent(
@@ -497,7 +499,6 @@ _AFTER_IMPORT = textwrap.dedent(
     import asyncio, json, os
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     import adk_retry
-    import adk_retry.metrics  # what `import adk_retry` enables: metrics on the global (proxy) providers
     from google.adk.agents import Agent
     from google.adk.models.lite_llm import LiteLlm
     from opentelemetry import metrics, trace
@@ -547,7 +548,7 @@ _AFTER_IMPORT = textwrap.dedent(
 
 @pytest.mark.e2e
 def test_global_providers_set_after_import_are_used():
-    package_root = str(Path(retry_metrics.__file__).resolve().parents[1])
+    package_root = str(Path(retry_metrics.__file__).resolve().parents[2])
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     env.pop("ADK_RETRY_OTEL", None)

@@ -25,17 +25,17 @@ from aiohttp import web
 from google.adk.agents import Agent, LlmAgent
 
 from adk_retry import ErrorRule, add_retry_capabilities_to_agent, create_retry_callbacks
-from adk_retry.ollama import (
+from adk_retry.contrib.ollama import (
     DEFAULT_API_BASE,
     OllamaOOMRecovery,
     OllamaRecoveryResult,
     ollama_model_name,
     ollama_oom_rule,
 )
-from adk_retry.rules import RecoveryContext
+from adk_retry.core._rules import RecoveryContext
 from adk_retry.testing import no_waits
 from adk_retry.testing.turns import run_turn
-from adk_retry.transient import error_class, is_out_of_memory
+from adk_retry.core._transient import error_class, is_out_of_memory
 
 CREATED_AT = "2024-06-04T14:38:31.837530Z"
 
@@ -537,7 +537,7 @@ async def test_a_session_factory_is_used_and_closed(ollama: FakeOllama) -> None:
 
 
 def test_the_api_base_falls_back_to_the_environment_then_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    from adk_retry.ollama import _find_api_base
+    from adk_retry.contrib.ollama import _find_api_base
 
     monkeypatch.delenv("OLLAMA_API_BASE", raising=False)
     assert _find_api_base(None) == DEFAULT_API_BASE

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from adk_retry.errors import EmptyResponseError
-from adk_retry.policy import LogTemplates, RetryPolicy
+from adk_retry.core._errors import EmptyResponseError
+from adk_retry.core._policy import LogTemplates, RetryPolicy
 
 NO_MESSAGE = ValueError("No message in response")
 

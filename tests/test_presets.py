@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from adk_retry import RetryHandler, RetryPolicy
-from adk_retry.rules import RecoveryContext
+from adk_retry.core._rules import RecoveryContext
 from tests.conftest import messages
 
 
@@ -65,7 +65,7 @@ def test_codeworm_recovers_from_out_of_memory_without_waiting():
 
 
 def test_codeworm_unloads_ollama_models_by_default():
-    from adk_retry.ollama import OllamaOOMRecovery
+    from adk_retry.contrib.ollama import OllamaOOMRecovery
 
     (rule,) = RetryPolicy.codeworm().rules
     assert rule.match == "out_of_memory"

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from adk_retry.handler import RetryHandler
-from adk_retry.policy import RetryPolicy
-from adk_retry.redact import REDACTED, RedactingFilter, redact
+from adk_retry.engine._loop import RetryHandler
+from adk_retry.core._policy import RetryPolicy
+from adk_retry.observability._redact import REDACTED, RedactingFilter, redact
 
 SECRET_KEY = "sk-test-SECRET0123456789"
 SECRET_TOKEN = "abcdef123456"
@@ -186,7 +186,7 @@ async def test_handler_logs_never_contain_the_secret(caplog: pytest.LogCaptureFi
 
 
 def test_every_library_logger_redacts_its_own_records(caplog: pytest.LogCaptureFixture) -> None:
-    from adk_retry.log import get_logger
+    from adk_retry.observability._log import get_logger
 
     caplog.set_level(logging.INFO, logger="adk_retry")
     for name in ("ollama", "redis"):
@@ -206,7 +206,7 @@ def test_an_object_argument_is_redacted_through_its_repr() -> None:
 
 
 def test_describe_redacts_before_it_cuts() -> None:
-    from adk_retry.log import describe
+    from adk_retry.observability._log import describe
 
     key = "AIzaSyD-0123456789abcdefghijklmnopqrstu"
     text = describe(RuntimeError("x" * 280 + " key=" + key))
@@ -215,7 +215,7 @@ def test_describe_redacts_before_it_cuts() -> None:
 
 
 def test_describe_survives_a_broken_str() -> None:
-    from adk_retry.log import describe
+    from adk_retry.observability._log import describe
 
     class Broken(Exception):
         def __str__(self) -> str:

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from adk_retry.store import CircuitView, MemoryStore
+from adk_retry.guards._store import CircuitView, MemoryStore
 from tests.redis_server import RedisServer, free_port, running_redis
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
-from adk_retry.redis_store import RedisStore  # noqa: E402
+from adk_retry.guards._redis import RedisStore  # noqa: E402
 
 pytestmark = pytest.mark.redis
 
@@ -112,7 +112,7 @@ def test_adk_retry_imports_without_redis() -> None:
         "import sys; sys.modules['redis'] = None\n"
         "import adk_retry, adk_retry.store\n"
         "try:\n"
-        "    import adk_retry.redis_store\n"
+        "    import adk_retry.guards._redis\n"
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )
@@ -205,7 +205,7 @@ async def test_failures_in_one_process_open_the_circuit_for_another(
     assert (await store.admit(KEY, time.time(), probe_timeout=30.0)).allowed
     code = (
         "import asyncio, sys, time\n"
-        "from adk_retry.redis_store import RedisStore\n"
+        "from adk_retry.guards._redis import RedisStore\n"
         "async def main():\n"
         "    store = RedisStore.from_url(sys.argv[1], prefix=sys.argv[2])\n"
         "    threshold = int(sys.argv[3])\n"

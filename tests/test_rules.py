@@ -6,7 +6,7 @@ import pytest
 from google.adk.agents import LlmAgent
 
 from adk_retry import RetryHandler, RetryPolicy, add_retry_capabilities_to_agent
-from adk_retry.rules import ErrorRule, RecoveryContext
+from adk_retry.core._rules import ErrorRule, RecoveryContext
 from adk_retry.testing import Fault, no_waits
 from adk_retry.testing.turns import run_turn
 from tests.conftest import OUTAGE

@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.adk.models.llm_request import LlmRequest
 from google.genai import types
 
-from adk_retry.snapshot import restore, take
+from adk_retry.adapter._snapshot import restore, take
 
 
 def user(text: str) -> types.Content:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from adk_retry.store import CircuitView, MemoryStore, StateStore, circuit_state, default_store
+from adk_retry.guards._store import CircuitView, MemoryStore, StateStore, circuit_state, default_store
 from tests.redis_server import RedisServer, running_redis
 
 KEY = "openai/gpt-4o"
@@ -30,7 +30,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    from adk_retry.redis_store import RedisStore
+    from adk_retry.guards._redis import RedisStore
 
     server: RedisServer = request.getfixturevalue("redis_server")
     redis_store = RedisStore.from_url(server.url, prefix=f"test:{uuid.uuid4().hex}:")

@@ -21,9 +21,9 @@ import yarl
 from google.genai import errors as genai_errors
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from adk_retry.errors import EmptyResponseError
+from adk_retry.core._errors import EmptyResponseError
 from adk_retry.testing import Fault, FaultServer
-from adk_retry.transient import (
+from adk_retry.core._transient import (
     CONNECTION,
     EMPTY_RESPONSE,
     ERROR_CLASSES,
@@ -288,7 +288,7 @@ def test_out_of_memory_needs_a_provider_exception() -> None:
 
 
 def test_transient_preset() -> None:
-    from adk_retry.policy import RetryPolicy
+    from adk_retry.core._policy import RetryPolicy
 
     policy = RetryPolicy(retry_on="transient")
     assert policy.retries(lite("RateLimitError"))
@@ -317,8 +317,8 @@ sys.meta_path.insert(0, Block())
 package = types.ModuleType("adk_retry")
 package.__path__ = [{str(package)!r}]  # skip adk_retry/__init__.py
 sys.modules["adk_retry"] = package
-from adk_retry.transient import error_class
-from adk_retry.hints import retry_after
+from adk_retry.core._transient import error_class
+from adk_retry.core._hints import retry_after
 assert error_class(TimeoutError()) == "timeout"
 assert retry_after(RuntimeError("try again in 2s")) == 2.0
 """

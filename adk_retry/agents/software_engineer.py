@@ -33,10 +33,10 @@ from typing import Any, ParamSpec
 from google.adk.agents.llm_agent import LlmAgent, ToolUnion
 from google.adk.models.base_llm import BaseLlm
 
+from adk_retry.adapter._attach import add_retry_capabilities_to_agent
+from adk_retry.adapter._callbacks import create_retry_callbacks
 from adk_retry.agents.workspace import Workspace, WorkspaceError
-from adk_retry.callbacks import create_retry_callbacks
-from adk_retry.integration import add_retry_capabilities_to_agent
-from adk_retry.policy import RetryPolicy
+from adk_retry.core._policy import RetryPolicy
 
 __all__ = [
     "DEFAULT_ALLOWED_COMMANDS",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from adk_retry.clock import set_waits
+from adk_retry.core._clock import set_waits
 from adk_retry.testing.faults import Fault
 from adk_retry.testing.server import FaultServer
 

@@ -37,7 +37,7 @@ from adk_retry.agents.software_engineer import (
     MODEL_ENV_VAR,
     SoftwareEngineerTools,
 )
-from adk_retry.policy import RetryPolicy
+from adk_retry.core._policy import RetryPolicy
 
 PYTHON = "python3"
 

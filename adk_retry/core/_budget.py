@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adk_retry.scope import Scope
+from adk_retry.core._scope import Scope
 
 __all__ = ["RetryBudget"]
 

@@ -21,7 +21,7 @@ object called from another runner, without the plugin, behaves as before.
   ``RuntimeError`` that ends the run, so a failure here is logged and the
   call goes on without retry.
 - A policy that retries HTTP errors turns off the retry layers beneath the
-  model (see :mod:`adk_retry.layers`) on the model object itself, so a
+  model (see :mod:`adk_retry.adapter._layers`) on the model object itself, so a
   runner without the plugin that shares that object meets it without those
   layers until ``close()`` puts them back.
 - ``await plugin.close()`` (the runner calls it) undoes what the plugin did.
@@ -33,14 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 from google.adk.plugins.base_plugin import BasePlugin
 
-from adk_retry import layers
-from adk_retry.call_state import CallState, current_call
-from adk_retry.callbacks import report_call
-from adk_retry.handler import RetryHandler
-from adk_retry.integration import disown_lower_retries, install, installed, own_lower_retries, resolve, uninstall
-from adk_retry.log import logger
-from adk_retry.policy import RetryPolicy
-from adk_retry.stats import RetryStats
+from adk_retry.adapter._attach import attach, detach
+from adk_retry.adapter._call_state import CallState, current_call
+from adk_retry.adapter._callbacks import report_call
+from adk_retry.core._policy import RetryPolicy
+from adk_retry.engine._loop import RetryHandler
+from adk_retry.observability._log import logger
+from adk_retry.observability._stats import RetryStats
 
 if TYPE_CHECKING:
     from google.adk.agents.callback_context import CallbackContext
@@ -103,18 +102,13 @@ class RetryPlugin(BasePlugin):
             agent = callback_context._invocation_context.agent
             if not isinstance(agent, LlmAgent) or agent.__dict__.get("_retry_handler") is not None:
                 return None
-            model, pin = resolve(agent, at_call=True)
-            if model is None:
-                return None  # ADK's default model: not ours to pin
-            if pin:
-                self._pinned.append((agent, agent.model))
-                agent.model = model
-            retry = install(model)
-            self._models.setdefault(id(model), model)
             handler = self.handler(agent.name)
-            own_lower_retries(retry, handler)
-            if handler.owns_lower:
-                layers.warn_about_agent(agent)
+            attached = attach(agent, handler, at_call=True)
+            if attached is None:
+                return None  # ADK's default model: not ours to pin
+            if attached.pinned:
+                self._pinned.append((agent, attached.unpinned))
+            self._models.setdefault(id(attached.model), attached.model)
             current_call.set(CallState(agent.name, handler, owner=self))
         except Exception:  # never end the user's run because of the retry layer
             logger.warning("RetryPlugin could not enable retry for this model call", exc_info=True)
@@ -133,13 +127,7 @@ class RetryPlugin(BasePlugin):
     async def close(self) -> None:
         """Undo what this plugin did: unwrap the models no one else uses, unpin agents."""
         for model in self._models.values():
-            retry = installed(model)  # looked up again: it may have been replaced since
-            if retry is None:
-                continue
-            for handler in self._handlers.values():
-                disown_lower_retries(retry, handler)
-            if not retry.handlers and not retry.owners:
-                uninstall(retry)
+            detach(model, self._handlers.values())
         self._models.clear()
         for agent, original in reversed(self._pinned):
             agent.model = original

@@ -4,7 +4,8 @@ The configured schedule assumes failures are rare and independent. When a
 model's recent attempts mostly fail (an overloaded provider), retrying on
 that schedule adds load exactly when it hurts. AWS's adaptive retry mode
 slows the client's sending rate and LiteLLM's router cools a failing
-deployment down; this is the smallest version of the same idea:
+deployment down; this is the smallest version of the same idea
+(:func:`adk_retry.core._decide.stretch`):
 
     delay = scheduled_delay * (1 + failure_rate)
 
@@ -16,19 +17,9 @@ attempt failing, delays double. It never goes below the schedule.
 
 from __future__ import annotations
 
-__all__ = ["FailureRate", "stretch"]
+__all__ = ["FailureRate", "failure_rates"]
 
 _WEIGHT = 0.2
-
-
-def stretch(delay: float, failure_rate: float) -> float:
-    """The adaptive delay: ``delay * (1 + failure_rate)``, ``failure_rate`` clamped to [0, 1].
-
-    Example:
-        >>> stretch(2.0, 0.0), stretch(2.0, 0.5), stretch(2.0, 3.0)
-        (2.0, 3.0, 4.0)
-    """
-    return delay * (1.0 + min(max(failure_rate, 0.0), 1.0))
 
 
 class FailureRate:

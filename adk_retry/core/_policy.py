@@ -19,13 +19,14 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
-from adk_retry import classify
-from adk_retry.backoff import Backoff, base_delay_for, jittered
-from adk_retry.breaker import CircuitBreaker
-from adk_retry.budget import RetryBudget
-from adk_retry.events import Hook
-from adk_retry.rules import ErrorRule, Recovery
-from adk_retry.store import StateStore
+from adk_retry.core import _empty as classify
+from adk_retry.core._backoff import Backoff, base_delay_for, jittered
+from adk_retry.core._breaker import CircuitBreaker
+from adk_retry.core._budget import RetryBudget
+from adk_retry.core._events import Hook
+from adk_retry.core._plan import Plan
+from adk_retry.core._rules import ErrorRule, Recovery
+from adk_retry.core._store import StateStore
 
 __all__ = ["TRANSIENT", "LogTemplates", "Predicate", "RetryOn", "RetryPolicy", "StreamMode"]
 
@@ -53,7 +54,7 @@ def _retry_all(exc: BaseException) -> bool:
 def _presets() -> dict[str, Predicate]:
     # Imported late: the transient classifier knows many libraries and is
     # not needed by users of the default rule.
-    from adk_retry.transient import is_transient
+    from adk_retry.core._transient import is_transient
 
     return {"default": classify.seed_default, "all": _retry_all, "transient": is_transient}
 
@@ -61,7 +62,7 @@ def _presets() -> dict[str, Predicate]:
 TRANSIENT = "transient"
 """``retry_on=TRANSIENT``: rate limits, 5xx, timeouts, dropped connections, Ollama
 out-of-memory and empty answers; never 4xx, cancellation or programming errors.
-See :mod:`adk_retry.transient`."""
+See :mod:`adk_retry.core._transient`."""
 
 PRESET_NAMES = ("all", "default", TRANSIENT)
 
@@ -130,20 +131,20 @@ class RetryPolicy(BaseModel):
             first chunk), enforced by cancelling the attempt, which closes its
             HTTP connection; the resulting ``TimeoutError`` is retried like
             any other timeout when ``retry_on`` accepts it. None: no limit.
-        rules: per-error-class handling (:class:`~adk_retry.rules.ErrorRule`):
+        rules: per-error-class handling (:class:`~adk_retry.core._rules.ErrorRule`):
             own backoff, own retry limit, a recovery hook. First match wins.
         keep_lower_retries: when this policy retries HTTP errors, adk-retry
             turns off the retries beneath it (litellm's ``num_retries``, the
             OpenAI SDK's ``max_retries``, per-request ``retry_options``,
             Gemini's ``retry_options``) on the model it wraps, so one call
             sends at most ``max_retries + 1`` requests. True keeps them.
-        budget: a :class:`~adk_retry.budget.RetryBudget` (off by default).
-        breaker: a :class:`~adk_retry.breaker.CircuitBreaker` (off by default).
+        budget: a :class:`~adk_retry.core._budget.RetryBudget` (off by default).
+        breaker: a :class:`~adk_retry.core._breaker.CircuitBreaker` (off by default).
         adaptive: stretch delays while a model's recent failure rate is high
-            (never below the configured schedule); see :mod:`adk_retry.adaptive`.
+            (never below the configured schedule); see :mod:`adk_retry.guards._adaptive`.
         store: where budget and breaker state live (default: this process's
-            memory; :class:`~adk_retry.redis_store.RedisStore` shares it).
-        hooks: callables that receive each :class:`~adk_retry.events.RetryEvent`.
+            memory; :class:`~adk_retry.guards._redis.RedisStore` shares it).
+        hooks: callables that receive each :class:`~adk_retry.core._events.RetryEvent`.
         log_templates: the log lines, see :class:`LogTemplates`.
 
     Example:
@@ -180,6 +181,7 @@ class RetryPolicy(BaseModel):
 
     _predicate: Predicate = PrivateAttr(default_factory=lambda: classify.seed_default)
     _owns: bool = PrivateAttr(default=False)
+    _plan: Plan = PrivateAttr()
 
     @field_validator("retry_on", mode="before")
     @classmethod
@@ -220,12 +222,26 @@ class RetryPolicy(BaseModel):
         """Compile ``retry_on`` into one predicate, once, and ask it about HTTP errors."""
         self._predicate = _compile(self.retry_on)
         self._owns = not self.keep_lower_retries and self.retries(_Http503("probe"))
+        self._plan = Plan(self, self._predicate, self._owns)
+
+    def __eq__(self, other: object) -> bool:
+        # Equal when the fields are: the compiled plan (a private attribute)
+        # is made anew by each instance and says nothing more.
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.__dict__.values()))
+
+    @property
+    def plan(self) -> Plan:
+        """This policy compiled for the attempt loop (see :mod:`adk_retry.core._plan`)."""
+        return self._plan
 
     @property
     def owns_lower_retries(self) -> bool:
         """Whether this policy retries HTTP errors and so turns off the retry layers beneath it.
 
-        See :mod:`adk_retry.layers`; ``keep_lower_retries=True`` makes it False.
+        See :mod:`adk_retry.adapter._layers`; ``keep_lower_retries=True`` makes it False.
         """
         return self._owns
 
@@ -277,7 +293,7 @@ class RetryPolicy(BaseModel):
         Timeouts and connection errors are retried after 2 s then 4 s; an
         out-of-memory answer runs ``oom_recovery`` and retries without a
         wait; when attempts run out the last error is raised. The default
-        recovery is :class:`adk_retry.ollama.OllamaOOMRecovery` with
+        recovery is :class:`adk_retry.contrib.ollama.OllamaOOMRecovery` with
         ``unload_self=True``: it unloads the models on the Ollama server,
         the failing one included, as CodeWorm's ``_recover_from_oom`` does.
 
@@ -286,8 +302,8 @@ class RetryPolicy(BaseModel):
             >>> policy.max_attempts, policy.delay(0, u=0.5), policy.delay(1, u=0.5)
             (3, 2.0, 4.0)
         """
-        from adk_retry.ollama import OllamaOOMRecovery
-        from adk_retry.rules import ErrorRule
+        from adk_retry.contrib.ollama import OllamaOOMRecovery
+        from adk_retry.core._rules import ErrorRule
 
         recover = oom_recovery if oom_recovery is not None else OllamaOOMRecovery(unload_self=True)
         oom = ErrorRule(match="out_of_memory", backoff="fixed", base_delay=0.0, recover=recover)
@@ -343,7 +359,7 @@ class RetryPolicy(BaseModel):
 
 def _codeworm_retriable(exc: BaseException) -> bool:
     """CodeWorm retries timeouts, connection errors and out-of-memory answers."""
-    from adk_retry.transient import error_class
+    from adk_retry.core._transient import error_class
 
     return error_class(exc) in ("timeout", "connection", "out_of_memory")
 

@@ -11,7 +11,7 @@ Failures are classified by exception *type* first, then by HTTP status code;
 text is read only where no type exists (the seed's missing-message rule and
 an Ollama out-of-memory answer). Types from litellm, openai, httpx, aiohttp,
 google-genai and google-adk are recognised by module and class name along the
-MRO, as :func:`adk_retry.classify.has_type_named` does, so this module imports
+MRO, as :func:`adk_retry.core._empty.has_type_named` does, so this module imports
 none of those libraries. The first class of the MRO that has a rule decides:
 ``ContextWindowExceededError`` is a ``BadRequestError`` and is never retried,
 ``APITimeoutError`` is an ``APIConnectionError`` and counts as a timeout.
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from adk_retry.classify import safe_attr, seed_default
+from adk_retry.core._empty import safe_attr, seed_default
 
 __all__ = [
     "CONNECTION",
@@ -56,7 +56,7 @@ TIMEOUT: Final = "timeout"
 CONNECTION: Final = "connection"
 """The connection failed or dropped: ``APIConnectionError``, ``httpx.ConnectError``, ``ConnectionResetError``."""
 EMPTY_RESPONSE: Final = "empty_response"
-"""The model answered nothing: the seed's missing-message rule, see :func:`adk_retry.classify.seed_default`."""
+"""The model answered nothing: the seed's missing-message rule, see :func:`adk_retry.core._empty.seed_default`."""
 OUT_OF_MEMORY: Final = "out_of_memory"
 """A local model server (Ollama, vLLM, ...) could not load or run the model for lack of memory."""
 
@@ -400,7 +400,6 @@ def _from_provider_library(cls: type[BaseException]) -> bool:
 def _in_module(klass: type, prefix: str) -> bool:
     module = klass.__module__
     return module == prefix or module.startswith(prefix + ".")
-
 
 
 def _as_status(value: object) -> int | None:

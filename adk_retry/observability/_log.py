@@ -3,7 +3,7 @@
 All records go to the ``adk_retry`` logger, with lazy ``%``-formatting over a
 mapping of named fields (so a template may use them in any order) and the
 same fields as ``extra`` attributes for structured handlers. A
-:class:`~adk_retry.redact.RedactingFilter` sits on the logger, and error
+:class:`~adk_retry.observability._redact.RedactingFilter` sits on the logger, and error
 texts are redacted before they are even put in a record.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from adk_retry.redact import RedactingFilter, redact
+from adk_retry.observability._redact import RedactingFilter, redact
 
 __all__ = ["describe", "emit", "get_logger", "logger"]
 

@@ -38,7 +38,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Final
 
-from adk_retry.classify import safe_attr
+from adk_retry.core._empty import safe_attr
 
 __all__ = ["retry_after", "parse_duration", "parse_retry_after"]
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from adk_retry.log import logger
+from adk_retry.observability._log import logger
 
 if TYPE_CHECKING:
     from google.adk.models.base_llm import BaseLlm

@@ -33,7 +33,7 @@ span (attributes ``agent``, ``model``, ``attempt``, ``delay``,
 Why it costs nothing on the success path: the three observable counters read
 the counters every handler keeps anyway, in callbacks that run only when a
 metric reader collects; everything else is fed by
-:class:`~adk_retry.events.RetryEvent` s, which handlers emit only on the
+:class:`~adk_retry.core._events.RetryEvent` s, which handlers emit only on the
 failure path (a retry, a give-up, a breaker change, a budget denial). No
 ``add()`` runs per attempt. Without a configured ``MeterProvider`` the
 instruments are the API's no-op proxies.
@@ -44,9 +44,10 @@ class and the reason. It counts retriable failures whose retries ran out
 ``max_hint_delay``); failures that were never retriable (a 400) are not give
 ups: they show in ``adk_retry.calls{outcome="failure"}``.
 
-Importing this module (``import adk_retry`` does) enables the metrics on the
-*global* providers, so an application only has to set its ``MeterProvider``
-and ``TracerProvider``, before or after importing adk-retry. Set the
+Nothing is enabled at import. The first :class:`~adk_retry.RetryHandler`
+made in the process enables the metrics on the *global* providers
+(:func:`instrument_on_first_use`), so an application only has to set its
+``MeterProvider`` and ``TracerProvider``, before or after. Set the
 environment variable ``ADK_RETRY_OTEL=0`` to opt out.
 
 Attribute values are strings and numbers only; exceptions appear by type
@@ -60,25 +61,29 @@ import importlib.metadata
 import os
 import threading
 import weakref
-from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace as otel_trace
 
-from adk_retry.events import RetryEvent, global_hooks
-from adk_retry.handler import RetryHandler, live_handlers
-from adk_retry.integration import live_models
-from adk_retry.stats import RetryStats
+from adk_retry.core._events import RetryEvent, global_hooks
+from adk_retry.observability._views import _ledger
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
     from opentelemetry.trace import Tracer, TracerProvider
     from opentelemetry.util.types import AttributeValue
 
-__all__ = ["INSTRUMENTS", "SPAN_EVENT", "Metrics", "enable_metrics", "merge", "stats_by_agent", "stats_by_model"]
+__all__ = [
+    "INSTRUMENTS",
+    "SPAN_EVENT",
+    "Metrics",
+    "enable_metrics",
+    "give_up_reason",
+    "instrument_on_first_use",
+    "span_attributes",
+]
 
 SPAN_EVENT = "adk_retry.retry"
 """The name of the span event (and fallback span) that records one retry."""
@@ -102,143 +107,6 @@ _UNCLASSIFIED = "other"
 _T = TypeVar("_T")
 
 
-# -- aggregate views -------------------------------------------------------------------------
-
-
-def merge(a: RetryStats, b: RetryStats) -> RetryStats:
-    """A new :class:`~adk_retry.RetryStats` with the counts of ``a`` and ``b`` added.
-
-    Counters and ``slept`` are summed, ``errors`` and ``breaker_transitions``
-    added key by key; ``last_error`` is ``b``'s if it has one, else ``a``'s.
-    Neither argument is changed.
-
-    Example:
-        >>> from collections import Counter
-        >>> total = merge(RetryStats(calls=2, errors=Counter(ValueError=1)),
-        ...               RetryStats(calls=1, errors=Counter(ValueError=2, KeyError=1)))
-        >>> total.calls, dict(total.errors)
-        (3, {'ValueError': 3, 'KeyError': 1})
-    """
-    errors: Counter[str] = Counter(a.errors)
-    errors.update(b.errors)
-    transitions: Counter[str] = Counter(a.breaker_transitions)
-    transitions.update(b.breaker_transitions)
-    return RetryStats(
-        calls=a.calls + b.calls,
-        attempts=a.attempts + b.attempts,
-        retries=a.retries + b.retries,
-        successes=a.successes + b.successes,
-        failures=a.failures + b.failures,
-        slept=a.slept + b.slept,
-        budget_denials=a.budget_denials + b.budget_denials,
-        breaker_rejections=a.breaker_rejections + b.breaker_rejections,
-        breaker_transitions=transitions,
-        errors=errors,
-        last_error=b.last_error if b.last_error is not None else a.last_error,
-    )
-
-
-def stats_by_agent() -> dict[str, RetryStats]:
-    """The statistics of every live handler, summed by agent name.
-
-    Several handlers may share an agent name (one per plugin, say, or a
-    handler rebuilt): their counts are added. The values are fresh copies:
-    changing them changes no handler.
-
-    Example:
-        >>> from adk_retry import RetryHandler
-        >>> first, second = RetryHandler(agent_name="doc_twin"), RetryHandler(agent_name="doc_twin")
-        >>> first.stats.calls, second.stats.calls = 2, 3
-        >>> stats_by_agent()["doc_twin"].calls
-        5
-    """
-    totals: dict[str, RetryStats] = {}
-    for handler in _snapshot(live_handlers):
-        name = handler.agent_name
-        totals[name] = merge(totals.get(name) or RetryStats(), handler.stats)
-    return totals
-
-
-def stats_by_model() -> dict[str, RetryStats]:
-    """The statistics of every wrapped model, summed by model name.
-
-    Each model instance wrapped by :func:`~adk_retry.add_retry_capabilities_to_agent`
-    or :class:`~adk_retry.RetryPlugin` keeps the calls made through it, whatever
-    the agent. Instances with the same model name (``"openai/gpt-4o"``) are
-    added; a model without a name is listed under its class name.
-
-    Example:
-        >>> from google.adk.agents import LlmAgent
-        >>> from google.adk.models.lite_llm import LiteLlm
-        >>> from adk_retry import RetryHandler, add_retry_capabilities_to_agent
-        >>> agent = LlmAgent(name="doc_model", model=LiteLlm(model="openai/doc-model", api_key="k"))
-        >>> agent = add_retry_capabilities_to_agent(agent, RetryHandler(agent_name="doc_model"))
-        >>> stats_by_model()["openai/doc-model"].calls
-        0
-    """
-    totals: dict[str, RetryStats] = {}
-    for retry in _snapshot(live_models):
-        name = getattr(retry.model, "model", None) or type(retry.model).__name__
-        totals[name] = merge(totals.get(name) or RetryStats(), retry.stats)
-    return totals
-
-
-def _snapshot(items: weakref.WeakSet[_T]) -> list[_T]:
-    """A list of a weak set's members, safe while another thread adds to it."""
-    for _ in range(8):
-        try:
-            return list(items)
-        except RuntimeError:  # "Set changed size during iteration": a handler was created meanwhile
-            continue
-    return list(items)
-
-
-# -- counts that survive their handlers ---------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Seen:
-    agent: str
-    stats: RetryStats
-
-
-class _Ledger:
-    """Cumulative counts by agent: the live handlers plus those gone since first observed.
-
-    Observable counters must never go down. A handler that is garbage
-    collected takes its counts with it, so each handler seen by a collection
-    gets a finalizer that hands its last counts to ``retired``. (A handler
-    created and dropped between two collections is never seen: its counts
-    are lost to the observable counters, not to the event-driven ones.)
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.seen: weakref.WeakKeyDictionary[RetryHandler, _Seen] = weakref.WeakKeyDictionary()
-        self.retired: dict[str, RetryStats] = {}
-        # Finalizers may run in any thread, during any allocation: they only append here.
-        self.pending: deque[_Seen] = deque()
-
-    def totals(self) -> dict[str, RetryStats]:
-        with self.lock:
-            while self.pending:
-                gone = self.pending.popleft()
-                self.retired[gone.agent] = merge(self.retired.get(gone.agent) or RetryStats(), gone.stats)
-            totals = dict(self.retired)
-            for handler in _snapshot(live_handlers):
-                seen = self.seen.get(handler)
-                if seen is None:
-                    seen = self.seen[handler] = _Seen(handler.agent_name, handler.stats)
-                    weakref.finalize(handler, self.pending.append, seen).atexit = False
-                else:
-                    seen.agent, seen.stats = handler.agent_name, handler.stats
-                totals[seen.agent] = merge(totals.get(seen.agent) or RetryStats(), seen.stats)
-            return totals
-
-
-_ledger = _Ledger()
-
-
 # -- OpenTelemetry ----------------------------------------------------------------------------------
 
 
@@ -253,7 +121,7 @@ def _version() -> str:
 class Metrics:
     """adk-retry's OpenTelemetry instruments on one meter provider; made by :func:`enable_metrics`.
 
-    It is a hook: while enabled it sits in :data:`adk_retry.events.global_hooks`
+    It is a hook: while enabled it sits in :data:`adk_retry.core._events.global_hooks`
     and turns failure-path events into measurements. There is one per meter
     provider, for the life of that provider: the OpenTelemetry SDK keeps the
     first callbacks registered under an instrument name and ignores later
@@ -450,7 +318,7 @@ def enable_metrics(
         meter_provider: where the instruments live; None (the default) uses
             the global provider, through the API's proxy, so it also works
             when the application sets its ``MeterProvider`` later. Importing
-            adk-retry already does ``enable_metrics()``.
+            the first retry handler already does ``enable_metrics()``.
         tracer_provider: retries are always added as ``adk_retry.retry``
             events to the current span when it is recording, whoever made it.
             When the current span is *not* recording but belongs to a sampled
@@ -585,5 +453,19 @@ def _enabled_by_environment() -> bool:
     return os.environ.get("ADK_RETRY_OTEL", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-if _enabled_by_environment():
-    enable_metrics()
+_instrumented = [False]
+
+
+def instrument_on_first_use() -> None:
+    """Enable the metrics on the global providers, once, when the first retry handler is made.
+
+    Not at import: importing a library should not register instruments (in
+    the spirit of stamina's instrumentation, set up on first use). The
+    application only has to set its ``MeterProvider``, before or after, and
+    ``ADK_RETRY_OTEL=0`` opts out. Costs a list read after the first call.
+    """
+    if _instrumented[0]:
+        return
+    _instrumented[0] = True
+    if _enabled_by_environment():
+        enable_metrics()

@@ -17,15 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from adk_retry.backoff import Backoff
-from adk_retry.transient import ERROR_CLASSES
+from adk_retry.core._backoff import Backoff
+from adk_retry.core._transient import ERROR_CLASSES
 
 if TYPE_CHECKING:
     from google.adk.models.base_llm import BaseLlm
     from google.adk.models.llm_request import LlmRequest
 
 __all__ = ["ErrorRule", "Recovery", "RecoveryContext"]
-
 
 
 @dataclass(frozen=True, slots=True)

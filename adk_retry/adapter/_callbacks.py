@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from adk_retry.call_state import CallState, current_call
-from adk_retry.handler import RetryHandler, log_success
-from adk_retry.log import logger
-from adk_retry.policy import RetryPolicy
+from adk_retry.adapter._call_state import CallState, current_call
+from adk_retry.core._policy import RetryPolicy
+from adk_retry.engine._loop import RetryHandler, log_success
+from adk_retry.observability._log import logger
 
 __all__ = ["RetryCallbacks", "create_retry_callbacks", "report_call"]
 

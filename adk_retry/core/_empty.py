@@ -6,7 +6,7 @@ missing model message is retried, in each of the three forms it takes.
 1. google-adk <= 2.3.0 raises ``ValueError("No message in response")``.
 2. google-adk >= 2.4.0 yields an ``LlmResponse`` with no parts instead
    (:func:`is_empty_response`); adk-retry turns it into
-   :class:`~adk_retry.errors.EmptyResponseError` so the same rule applies.
+   :class:`~adk_retry.core._errors.EmptyResponseError` so the same rule applies.
 3. A choice whose ``message`` is ``null`` makes litellm raise
    ``InternalServerError("... Invalid response object ...")`` although the
    provider answered 200 (:func:`is_null_message_error`). Likewise, litellm
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adk_retry.errors import NO_MESSAGE
+from adk_retry.core._errors import NO_MESSAGE
 
 if TYPE_CHECKING:
     from google.adk.models.llm_response import LlmResponse
@@ -79,7 +79,7 @@ def safe_attr(obj: object, name: str) -> object:
 def is_no_message_error(exc: BaseException) -> bool:
     """The seed's rule: a ``ValueError`` whose message is exactly "No message in response".
 
-    :class:`~adk_retry.errors.EmptyResponseError` satisfies it too.
+    :class:`~adk_retry.core._errors.EmptyResponseError` satisfies it too.
 
     Example:
         >>> is_no_message_error(ValueError("No message in response"))

@@ -9,7 +9,7 @@ original exists.
   answer. Newer ADK returns an empty ``LlmResponse`` instead, so there is
   nothing to re-raise; this error keeps the old contract on every version.
 - :class:`CircuitOpenError` is raised instead of calling a model whose circuit
-  is open (see :mod:`adk_retry.breaker`).
+  is open (see :mod:`adk_retry.core._breaker`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from adk_retry.handler import RetryHandler
+    from adk_retry.engine._loop import RetryHandler
 
 __all__ = ["CallState", "current_call"]
 
@@ -36,7 +36,7 @@ class CallState:
         reported: set once the after-model callback logged the outcome.
 
     Example:
-        >>> from adk_retry.handler import RetryHandler
+        >>> from adk_retry.engine._loop import RetryHandler
         >>> CallState("a", RetryHandler()).attempts
         0
     """

@@ -1,8 +1,8 @@
 """Budget and breaker state shared by every process that points at one Redis.
 
 ``pip install adk-retry[redis]``. :class:`RedisStore` implements
-:class:`~adk_retry.store.StateStore` with the same semantics as
-:class:`~adk_retry.store.MemoryStore`, but in Redis, so a fleet of workers
+:class:`~adk_retry.guards._store.StateStore` with the same semantics as
+:class:`~adk_retry.guards._store.MemoryStore`, but in Redis, so a fleet of workers
 spends one retry budget and trips one breaker per provider:
 
 - each operation is ONE Lua script (``EVALSHA``), so it is atomic across
@@ -15,7 +15,7 @@ spends one retry budget and trips one breaker per provider:
 
 Redis must never turn a provider hiccup into an outage of its own. When it
 does not answer (a connection or timeout error), the operation falls back to
-a local :class:`~adk_retry.store.MemoryStore`: it fails open with this
+a local :class:`~adk_retry.guards._store.MemoryStore`: it fails open with this
 process's own state, logs ONE warning on the ``adk_retry.redis`` logger for
 the whole outage, and leaves Redis alone for ``recheck_after`` seconds so a
 dead server does not cost a timeout on every call. The first operation that
@@ -41,10 +41,10 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("adk_retry.redis_store needs the redis package: pip install 'adk-retry[redis]'") from exc
+    raise ImportError("adk_retry.guards._redis needs the redis package: pip install 'adk-retry[redis]'") from exc
 
-from adk_retry.log import describe, get_logger
-from adk_retry.store import CircuitState, CircuitView, MemoryStore, StateStore
+from adk_retry.guards._store import CircuitState, CircuitView, MemoryStore, StateStore
+from adk_retry.observability._log import describe, get_logger
 
 __all__ = ["RedisStore"]
 
@@ -65,7 +65,7 @@ _MAX_TTL_MS = 10 * 365 * 86400 * 1000
 
 # Shared Lua helpers: numbers go out as strings with 17 significant digits
 # (a double's exact round trip), and a circuit's state is derived from its
-# ``open_until`` exactly like ``adk_retry.store.circuit_state``.
+# ``open_until`` exactly like ``adk_retry.guards._store.circuit_state``.
 _LUA_HELPERS = """
 local function num(x) return string.format('%.17g', x) end
 local function state(open_until, now)
@@ -203,7 +203,7 @@ class RedisStore:
             least twice its open time), so abandoned buckets and circuits
             expire. An expired bucket is full again; an expired circuit is closed.
         fallback: the store used while Redis does not answer (default: a fresh
-            :class:`~adk_retry.store.MemoryStore`). Its state is this process's
+            :class:`~adk_retry.guards._store.MemoryStore`). Its state is this process's
             alone, is not merged into Redis afterwards, and is kept for the
             next outage.
         recheck_after: seconds to leave Redis alone after a failure before

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from adk_retry.redact import redact
+from adk_retry.observability._redact import redact
 
 __all__ = ["RetryStats"]
 

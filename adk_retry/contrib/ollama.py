@@ -4,12 +4,12 @@ A local Ollama server that cannot fit the requested model answers HTTP 500
 ``{"error": "model requires more system memory (5.5 GiB) than is available
 (3.2 GiB)"}``. litellm turns that into ``litellm.InternalServerError``
 (litellm >= 1.84) or ``litellm.APIConnectionError`` (1.83), both with the
-server's text in the message, which :func:`adk_retry.transient.error_class`
+server's text in the message, which :func:`adk_retry.core._transient.error_class`
 names ``"out_of_memory"``. Retrying at once fails the same way: memory has to
 be freed first, or a smaller model asked instead.
 
 :class:`OllamaOOMRecovery` is a recovery hook (see
-:class:`adk_retry.rules.ErrorRule`) that does both, for LiteLLM's ``ollama/``
+:class:`adk_retry.core._rules.ErrorRule`) that does both, for LiteLLM's ``ollama/``
 and ``ollama_chat/`` models:
 
 1. **Free memory.** It asks the server which models are loaded
@@ -19,7 +19,7 @@ and ``ollama_chat/`` models:
    loaded again from scratch (what CodeWorm's ``_recover_from_oom`` does).
    Then it polls ``/api/ps`` until those models are gone, for at most
    ``settle_timeout`` seconds. An unreachable or misbehaving server is
-   logged as a warning on the ``adk_retry.ollama`` logger and the retry goes
+   logged as a warning on the ``adk_retry.contrib.ollama`` logger and the retry goes
    ahead anyway: the hook never raises.
 2. **Fall back to a smaller model** (optional). With ``fallback_model`` set,
    the hook points the request at it (``llm_request.model = fallback_model``).
@@ -54,8 +54,8 @@ from typing import Any, Final
 
 import aiohttp
 
-from adk_retry.log import describe, get_logger
-from adk_retry.rules import ErrorRule, RecoveryContext
+from adk_retry.core._rules import ErrorRule, RecoveryContext
+from adk_retry.observability._log import describe, get_logger
 
 __all__ = [
     "DEFAULT_API_BASE",
@@ -103,7 +103,7 @@ class OllamaRecoveryResult:
 class OllamaOOMRecovery:
     """A recovery hook that frees an Ollama server's memory, and may switch to a smaller model.
 
-    Use it as the ``recover`` of an :class:`~adk_retry.rules.ErrorRule`
+    Use it as the ``recover`` of an :class:`~adk_retry.core._rules.ErrorRule`
     matching ``"out_of_memory"`` (or through :func:`ollama_oom_rule`). Before
     each retry of such a failure it:
 
@@ -145,7 +145,7 @@ class OllamaOOMRecovery:
 
     The hook never raises (cancellation aside): a server that cannot be
     reached, or answers oddly, is logged as a warning on the
-    ``adk_retry.ollama`` logger and the retry proceeds. A recovery without a
+    ``adk_retry.contrib.ollama`` logger and the retry proceeds. A recovery without a
     request (a call retried through ``RetryHandler.__call__``) still frees
     memory, with the model name taken from the error, but cannot switch
     models.

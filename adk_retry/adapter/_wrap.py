@@ -1,0 +1,224 @@
+"""Put retry on a model *instance*: replace its ``generate_content_async``.
+
+ADK looks ``generate_content_async`` up on the model instance at call time,
+so an instance attribute set with ``object.__setattr__`` (models are Pydantic
+objects that refuse unknown fields) replaces the method for that instance
+only, leaves ``model_dump()`` unchanged, and is undone by deleting it.
+
+One wrapper per model instance, whatever the number of agents using it: the
+wrapper keeps a table of handlers by agent name and, on each call, picks the
+calling agent's from the ``adk_agent_name`` label ADK puts on every request
+(or from the per-call state a before-model callback or the plugin set).
+Wrapping twice never stacks two retry loops. The retries themselves are the
+engine's one attempt loop (:func:`adk_retry.engine._loop.run_attempts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, Any
+
+from adk_retry.adapter import _layers as layers
+from adk_retry.adapter._call_state import current_call
+from adk_retry.adapter._snapshot import restore, take
+from adk_retry.core._empty import is_empty_response
+from adk_retry.core._errors import EmptyResponseError
+from adk_retry.engine._loop import RetryCall, RetryHandler, run_attempts
+from adk_retry.observability._stats import RetryStats
+from adk_retry.observability._views import live_models
+
+if TYPE_CHECKING:
+    from google.adk.models.base_llm import BaseLlm
+    from google.adk.models.llm_request import LlmRequest
+    from google.adk.models.llm_response import LlmResponse
+
+__all__ = [
+    "AGENT_LABEL",
+    "ModelRetry",
+    "install",
+    "disown_lower_retries",
+    "installed",
+    "own_lower_retries",
+    "uninstall",
+]
+
+AGENT_LABEL = "adk_agent_name"
+
+ModelMethod = Callable[..., AsyncGenerator["LlmResponse", None]]
+
+
+class ModelRetry:
+    """What adk-retry installed on one model instance.
+
+    Attributes:
+        model: the wrapped model.
+        original: the method that was in place before (normally the bound method).
+        previous: the instance attribute that was replaced, if there was one.
+        handlers: the retry handler of each agent using this model, by agent name.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "handlers",
+        "model",
+        "original",
+        "owners",
+        "previous",
+        "silenced",
+        "snapshot_config",
+        "stats",
+    )
+
+    def __init__(self, model: BaseLlm) -> None:
+        self.model = model
+        self.previous = model.__dict__.get("generate_content_async")
+        self.original: ModelMethod = model.generate_content_async
+        self.handlers: dict[str, RetryHandler] = {}
+        # What adk_retry.adapter._layers turned off beneath this model, and the handlers
+        # that want it off: the layers come back when the last of them leaves.
+        self.silenced: dict[str, Any] | None = None
+        self.owners: set[RetryHandler] = set()
+        self.stats = RetryStats()
+        """The calls made through this model, whatever the agent: the per-model view."""
+        live_models.add(self)
+        # LiteLlm edits only the contents; Gemini and unknown models may edit the config too.
+        self.snapshot_config = not any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__)
+
+    def first_handler(self) -> RetryHandler | None:
+        """The handler for a call with no agent label: the first registered one."""
+        return next(iter(self.handlers.values()), None)
+
+
+def installed(model: BaseLlm) -> ModelRetry | None:
+    """The retry installed on ``model``, if any."""
+    method = model.__dict__.get("generate_content_async")
+    retry: ModelRetry | None = getattr(method, "adk_retry", None)
+    return retry
+
+
+def install(model: BaseLlm) -> ModelRetry:
+    """Wrap ``model``'s ``generate_content_async`` once; later calls return the same wrapper's state."""
+    retry = installed(model)
+    if retry is None:
+        retry = ModelRetry(model)
+        wrapper = _make_wrapper(retry)
+        wrapper.adk_retry = retry  # type: ignore[attr-defined]
+        object.__setattr__(model, "generate_content_async", wrapper)
+    return retry
+
+
+def own_lower_retries(retry: ModelRetry, handler: RetryHandler) -> None:
+    """Turn off the retry layers beneath ``retry``'s model if ``handler``'s policy owns retries."""
+    if handler.plan.owns_lower:
+        retry.owners.add(handler)
+        if retry.silenced is None:
+            retry.silenced = layers.silence(retry.model)
+
+
+def disown_lower_retries(retry: ModelRetry, handler: RetryHandler) -> None:
+    """``handler`` no longer uses ``retry``'s model: put the layers back if no owner is left."""
+    retry.owners.discard(handler)
+    if not retry.owners and retry.silenced is not None:
+        layers.release(retry.model, retry.silenced)
+        retry.silenced = None
+
+
+def uninstall(retry: ModelRetry) -> None:
+    """Put back what :func:`install` replaced, and the retry layers it turned off."""
+    model = retry.model
+    if retry.silenced is not None:
+        layers.release(model, retry.silenced)
+        retry.silenced = None
+    if retry.previous is not None:
+        object.__setattr__(model, "generate_content_async", retry.previous)
+    else:
+        model.__dict__.pop("generate_content_async", None)
+
+
+def _make_wrapper(retry: ModelRetry) -> ModelMethod:
+    original = retry.original
+    model_name = getattr(retry.model, "model", None) or type(retry.model).__name__
+
+    def generate_content_async_with_retry(
+        llm_request: LlmRequest, stream: bool = False
+    ) -> AsyncGenerator[LlmResponse, None]:
+        """The model's ``generate_content_async``, retried per the calling agent's policy.
+
+        With ``stream=False`` (or ``stream_mode="buffer"``) each attempt's
+        responses are held until the attempt succeeded, so a failed attempt
+        never leaks a response. With ``stream=True`` in pass-through mode,
+        chunks are yielded as they arrive: a failure before the first chunk
+        is retried, one after it propagates, so two attempts are never
+        spliced into one answer. Empty answers are held back until the
+        attempt shows whether it has anything else to say.
+
+        A plain function that returns the engine's async generator (the
+        model's own, when no retry applies), rather than an async generator
+        of its own: every response would otherwise pass through one more
+        generator frame.
+        """
+        config = llm_request.config
+        labels = config.labels if config is not None else None
+        agent = labels.get(AGENT_LABEL) if labels else None
+        state = current_call.get()
+        if state is not None and not state.taken and (agent is None or state.agent == agent):
+            state.taken = True
+            handler: RetryHandler | None = state.handler
+            agent = state.agent
+        else:
+            state = None
+            handler = retry.handlers.get(agent) if agent is not None else retry.first_handler()
+        if handler is None:
+            # An agent without retry that shares this model, or a runner
+            # without the plugin: the model as it was.
+            return original(llm_request, stream)
+        call = handler.begin(agent, model_name, retry.stats, state)
+        plan = handler.plan
+        request = _Request(llm_request, retry, call)
+        # LiteLlm maps a request's retry_options onto litellm's num_retries for
+        # that call: an owner of retries sets them aside for the call.
+        if plan.owns_lower and config is not None and config.http_options is not None:
+            request.set_aside_retry_options(config.http_options)
+        return run_attempts(
+            call,
+            lambda: original(llm_request, stream),
+            hold_all=not stream or plan.buffers_streams,
+            is_empty=is_empty_response,
+            empty_error=EmptyResponseError,
+            between=request.between,
+            finish=request.finish if request.http is not None else None,
+            log=state is None,
+        )
+
+    return generate_content_async_with_retry
+
+
+class _Request:
+    """One call's request, as the first attempt sent it: restored before every retry."""
+
+    __slots__ = ("call", "http", "request", "retry", "retry_options", "saved")
+
+    def __init__(self, request: LlmRequest, retry: ModelRetry, call: RetryCall) -> None:
+        self.request = request
+        self.retry = retry
+        self.call = call
+        self.saved = take(request, config=retry.snapshot_config)
+        self.http: Any = None
+        self.retry_options: Any = None
+
+    def set_aside_retry_options(self, http: Any) -> None:
+        """Take the request's ``retry_options`` off for this call; :meth:`finish` puts them back."""
+        if http.retry_options is not None:
+            self.http, self.retry_options = http, http.retry_options
+            http.retry_options = None
+
+    def finish(self) -> None:
+        """The call ended, however: the request gets its ``retry_options`` back."""
+        self.http.retry_options = self.retry_options
+
+    async def between(self) -> None:
+        """Put the request back as it was sent, then run the recovery hook, if any."""
+        restore(self.request, self.saved)
+        if await self.call.recover(self.request, self.retry.model):
+            # The hook's edits (a smaller model, a trimmed history) hold for every retry after it.
+            self.saved = take(self.request, config=self.retry.snapshot_config)

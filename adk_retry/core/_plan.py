@@ -1,0 +1,159 @@
+"""A policy compiled once into what the attempt loop asks on every call.
+
+Why: a :class:`~adk_retry.RetryPolicy` is a validated Pydantic model, and
+reading its fields (private attributes above all) costs microseconds, while
+the success path of a model call has about two to spend in all. So each
+policy compiles itself, once, into a slotted :class:`Plan`: the retry
+predicate, the flags the loop branches on, the guards' settings. A handler
+keeps the plan; nothing on the hot path reads the policy again.
+
+:meth:`Plan.failure` is the one reader of a failed attempt: retriable or not,
+its transient class, the server's hint, the matching rule. It never raises,
+whatever the exception does in its ``__str__`` or its properties, so the
+caller always gets the original exception back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from adk_retry.core._decide import Failure
+from adk_retry.core._hints import retry_after
+from adk_retry.core._scope import scope_key
+from adk_retry.core._transient import error_class
+
+if TYPE_CHECKING:
+    from adk_retry.core._breaker import CircuitBreaker
+    from adk_retry.core._budget import RetryBudget
+    from adk_retry.core._events import Hook
+    from adk_retry.core._policy import LogTemplates, Predicate, RetryPolicy
+    from adk_retry.core._rules import ErrorRule
+    from adk_retry.core._store import StateStore
+
+__all__ = ["Keys", "Plan"]
+
+_T = TypeVar("_T")
+
+
+class Keys:
+    """The store keys of one (model, agent) pair: budget bucket, circuit, failure rate."""
+
+    __slots__ = ("budget", "circuit", "rate")
+
+    def __init__(self, plan: Plan, model: str | None, agent: str) -> None:
+        budget, breaker = plan.budget, plan.breaker
+        self.budget = (
+            None if budget is None else scope_key("budget", budget.scope, budget.key, model=model, agent=agent)
+        )
+        self.circuit = (
+            None if breaker is None else scope_key("circuit", breaker.scope, breaker.key, model=model, agent=agent)
+        )
+        self.rate = scope_key("rate", "model", None, model=model, agent=agent)
+
+
+class Plan:
+    """What the loop needs of a policy, read once. Made by the policy itself: ``policy.plan``.
+
+    Example:
+        >>> from adk_retry import RetryPolicy
+        >>> plan = RetryPolicy(max_retries=2, timeout=30).plan
+        >>> plan.max_attempts, plan.timed, plan.guarded
+        (3, True, False)
+    """
+
+    __slots__ = (
+        "_keys",
+        "adaptive",
+        "attempt_timeout",
+        "breaker",
+        "budget",
+        "buffers_streams",
+        "guarded",
+        "hooks",
+        "limited",
+        "max_attempts",
+        "max_hint_delay",
+        "owns_lower",
+        "policy",
+        "retries",
+        "rules",
+        "store",
+        "templates",
+        "timed",
+        "timeout",
+    )
+
+    policy: RetryPolicy
+    retries: Predicate
+    max_attempts: int
+    max_hint_delay: float
+    rules: tuple[ErrorRule, ...]
+    budget: RetryBudget | None
+    breaker: CircuitBreaker | None
+    adaptive: bool
+    guarded: bool
+    store: StateStore | None
+    owns_lower: bool
+    timeout: float | None
+    attempt_timeout: float | None
+    timed: bool
+    limited: bool
+    buffers_streams: bool
+    hooks: tuple[Hook, ...]
+    templates: LogTemplates
+
+    def __init__(self, policy: RetryPolicy, retries: Predicate, owns_lower: bool) -> None:
+        self.policy = policy
+        self.retries = retries
+        self.max_attempts = policy.max_retries + 1
+        self.max_hint_delay = policy.max_hint_delay
+        self.rules = policy.rules
+        self.budget = policy.budget
+        self.breaker = policy.breaker
+        self.adaptive = policy.adaptive
+        self.guarded = policy.budget is not None or policy.breaker is not None or policy.adaptive
+        self.store = policy.store
+        self.owns_lower = owns_lower
+        self.timeout = policy.timeout
+        self.attempt_timeout = policy.attempt_timeout
+        self.timed = policy.timeout is not None
+        self.limited = self.timed or policy.attempt_timeout is not None
+        self.buffers_streams = policy.stream_mode == "buffer"
+        self.hooks = policy.hooks
+        self.templates = policy.log_templates
+        self._keys: dict[tuple[str | None, str], Keys] = {}
+
+    def failure(self, exc: BaseException) -> Failure:
+        """Read a failed attempt's exception once: never raises.
+
+        Example:
+            >>> from adk_retry import RetryPolicy
+            >>> failure = RetryPolicy.transient().plan.failure(ConnectionResetError())
+            >>> failure.retriable, failure.kind, failure.hint
+            (True, 'connection', None)
+        """
+        retriable = _safely(lambda: isinstance(exc, Exception) and bool(self.retries(exc)), False)
+        if not retriable:
+            return Failure(exc, False, None, None, None)
+        kind = _safely(lambda: error_class(exc), None)
+        hint = _safely(lambda: retry_after(exc), None)
+        rule = _safely(lambda: next((r for r in self.rules if r.matches(exc, kind)), None), None)
+        return Failure(exc, True, kind, hint, rule)
+
+    def keys(self, model: str | None, agent: str) -> Keys:
+        """The guards' store keys for calls of ``agent`` to ``model`` (cached)."""
+        keys = self._keys.get((model, agent))
+        if keys is None:
+            if len(self._keys) > 4096:  # names made on the fly must not grow this without bound
+                self._keys.clear()
+            keys = self._keys[(model, agent)] = Keys(self, model, agent)
+        return keys
+
+
+def _safely(read: Callable[[], _T], default: _T) -> _T:
+    """``read()``, or ``default`` when reading the exception raised: the original error must survive."""
+    try:
+        return read()
+    except Exception:
+        return default

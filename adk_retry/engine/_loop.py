@@ -1,0 +1,611 @@
+"""The one attempt loop, and :class:`RetryHandler`, which runs it.
+
+Why one loop: a model's ``generate_content_async`` is an async generator, a
+plain ``await handler(fn)`` is a coroutine, and two loops with the same
+skeleton drift apart. :func:`run_attempts` drives an async generator per
+attempt; a coroutine is the one-response generator :func:`_awaited` makes of
+it. The loop is written by hand rather than on tenacity: tenacity costs
+~17 µs a call, and none of the retry libraries understands an async
+generator that must never splice two attempts' output.
+
+Around each failure the loop's per-call object, :class:`RetryCall`, reads the
+failure once (:meth:`Plan.failure <adk_retry.core._plan.Plan.failure>`),
+asks the breaker (store I/O), asks the pure :func:`~adk_retry.core._decide.decide`,
+spends a budget token if a retry was allowed (store I/O), then logs, counts
+and emits the event. The success path of a call without guards touches a few
+counters and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from adk_retry.core import _clock as clock
+from adk_retry.core._decide import Failure, GiveUp, decide
+from adk_retry.core._errors import CircuitOpenError
+from adk_retry.core._events import EventKind, RetryEvent, global_hooks
+from adk_retry.core._policy import RetryPolicy
+from adk_retry.core._rules import ErrorRule, RecoveryContext
+from adk_retry.guards._adaptive import failure_rates
+from adk_retry.guards._store import StateStore, default_store
+from adk_retry.observability._log import describe, emit, logger
+from adk_retry.observability._otel import instrument_on_first_use
+from adk_retry.observability._stats import RetryStats
+from adk_retry.observability._views import live_handlers
+
+__all__ = ["AttemptObserver", "RetryCall", "RetryHandler", "log_success", "run_attempts"]
+
+T = TypeVar("T")
+
+# The last failure that counted against each circuit, in this process: it
+# becomes the __cause__ of the CircuitOpenError that open circuit raises.
+_circuit_causes: dict[str, BaseException] = {}
+
+
+class AttemptObserver(Protocol):
+    """Whoever wants to see a call's attempt count as it runs (the adapter's per-call state)."""
+
+    attempts: int
+
+
+class RetryHandler:
+    """Runs model calls under a :class:`~adk_retry.RetryPolicy` and counts what happens.
+
+    ``await handler(model_call)`` calls the no-argument coroutine function
+    ``model_call`` until it returns, retrying the failures the policy's
+    ``retry_on`` accepts. When attempts run out, or a failure is not
+    retriable, the original exception object propagates unchanged.
+    Cancellation, ``KeyboardInterrupt`` and ``SystemExit`` are never retried,
+    and a cancellation during a backoff sleep ends the call at once.
+
+    Args:
+        policy: the policy; ``RetryPolicy()`` (the seed's defaults) if None.
+        agent_name: the name put in log lines.
+        sleep: awaited with each delay (default ``asyncio.sleep``).
+        clock: a monotonic clock for deadlines (default ``time.monotonic``).
+        random: uniform numbers in [0, 1) for jitter (default ``random.random``).
+        wall_clock: seconds since the epoch, for breaker state shared across
+            processes (default ``time.time``).
+
+    Example:
+        >>> import asyncio
+        >>> delays = []
+        >>> async def fake_sleep(seconds): delays.append(seconds)
+        >>> handler = RetryHandler(RetryPolicy(jitter=0), sleep=fake_sleep)
+        >>> answers = iter([ValueError("No message in response"), "hello"])
+        >>> async def model_call():
+        ...     answer = next(answers)
+        ...     if isinstance(answer, Exception):
+        ...         raise answer
+        ...     return answer
+        >>> asyncio.run(handler(model_call)), delays, handler.stats.retries
+        ('hello', [1.0], 1)
+    """
+
+    __slots__ = ("__weakref__", "agent_name", "clock", "plan", "policy", "random", "sleep", "stats", "wall_clock")
+
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        *,
+        agent_name: str = "agent",
+        sleep: clock.Sleep | None = None,
+        clock: clock.Clock | None = None,
+        random: clock.Random | None = None,
+        wall_clock: clock.Clock | None = None,
+    ) -> None:
+        self.policy = policy = policy if policy is not None else RetryPolicy()
+        self.plan = policy.plan
+        self.agent_name = agent_name
+        self.sleep = sleep
+        self.clock = clock
+        self.random = random
+        self.wall_clock = wall_clock
+        self.stats = RetryStats()
+        live_handlers.add(self)
+        instrument_on_first_use()
+
+    def __repr__(self) -> str:
+        return f"RetryHandler(agent_name={self.agent_name!r}, max_retries={self.policy.max_retries})"
+
+    def begin(
+        self,
+        agent_name: str | None = None,
+        model: str | None = None,
+        model_stats: RetryStats | None = None,
+        observer: AttemptObserver | None = None,
+    ) -> RetryCall:
+        """Start the bookkeeping of one call; :func:`run_attempts` then runs it.
+
+        ``model_stats``, when given, also receives the call's outcome (the
+        per-model view a wrapped model keeps); ``observer`` sees the attempt
+        count as it grows.
+        """
+        return RetryCall(self, agent_name or self.agent_name, model, model_stats, observer)
+
+    async def __call__(self, model_call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``model_call`` with retries and return its result."""
+        results = [result async for result in run_attempts(self.begin(), lambda: _awaited(model_call), hold_all=True)]
+        return results[0]
+
+
+async def _awaited(model_call: Callable[[], Awaitable[T]]) -> AsyncGenerator[T, None]:
+    """A coroutine function's one result, as a one-response attempt."""
+    yield await model_call()
+
+
+async def run_attempts(
+    call: RetryCall,
+    start: Callable[[], AsyncGenerator[T, None]],
+    *,
+    hold_all: bool,
+    is_empty: Callable[[T], bool] | None = None,
+    empty_error: Callable[[T | None], Exception] | None = None,
+    between: Callable[[], Awaitable[None]] | None = None,
+    finish: Callable[[], None] | None = None,
+    log: bool = True,
+) -> AsyncGenerator[T, None]:
+    """Run ``call``'s attempts, each ``start()``, until one answers; yield its responses.
+
+    Args:
+        call: the call's bookkeeping, from :meth:`RetryHandler.begin`.
+        start: starts one attempt: an async generator of responses.
+        hold_all: hold each attempt's responses until it ended well
+            (non-streaming calls, ``stream_mode="buffer"``); otherwise
+            responses pass through as they come, and a failure after the
+            first one propagates (two attempts are never spliced).
+        is_empty: says a response has nothing to say; such responses are
+            held back until the attempt shows whether it says anything else,
+            and an attempt of nothing else is a failed attempt
+            (``empty_error(last response)``) when the policy retries it.
+        between: awaited after each backoff, before the next attempt (the
+            adapter restores the request and runs recovery hooks there).
+        finish: called once when the call ends, however it ends.
+        log: write the "succeeded on attempt N" line here (the adapter's
+            after-model callback writes it instead when it watches the call).
+    """
+    plan = call.plan
+    try:
+        if plan.guarded:
+            await call.admit()
+        while True:
+            held: list[T] = []
+            committed = False
+            responses = start()
+            source = responses if not plan.limited else _bounded(responses, call, hold_all, is_empty)
+            try:
+                async for response in source:
+                    if hold_all or (not committed and is_empty is not None and is_empty(response)):
+                        held.append(response)
+                        continue
+                    committed = True
+                    if held:
+                        for earlier in held:
+                            yield earlier
+                        held.clear()
+                    yield response
+            except BaseException as exc:
+                # Close the attempt, and so its HTTP connection, on every way out but
+                # exhaustion (an error, a timeout, our consumer closing us mid-stream).
+                if source is not responses:
+                    await source.aclose()
+                await responses.aclose()
+                if committed:
+                    await call.interrupted(exc)
+                    raise
+                delay = await call.failed(exc)
+                if delay is None:
+                    raise
+            else:
+                # An attempt is an answer as soon as one response carries something: a
+                # stream may end with empty bookkeeping responses after its text.
+                error = None
+                if is_empty is not None and not committed and all(map(is_empty, held)):
+                    assert empty_error is not None
+                    candidate = empty_error(held[-1] if held else None)
+                    if plan.retries(candidate):
+                        error = candidate
+                if error is None:
+                    call.succeeded(log=log)
+                    if plan.guarded:
+                        await call.settle_success()
+                    for response in held:
+                        yield response
+                    return
+                delay = await call.failed(error)
+                if delay is None:
+                    raise error
+            await call.wait(delay)
+            if between is not None:
+                await between()
+            else:
+                await call.recover(None)
+            call.start_attempt()
+    finally:
+        if finish is not None:
+            finish()
+
+
+async def _bounded(
+    responses: AsyncGenerator[T, None], call: RetryCall, whole: bool, is_empty: Callable[[T], bool] | None
+) -> AsyncGenerator[T, None]:
+    """``responses`` under the call's time limits.
+
+    ``attempt_timeout`` bounds the whole attempt when ``whole`` (nothing
+    reaches the caller before it ends), else the wait for its first response
+    with content. The total ``timeout`` bounds everything: once the stream
+    passes through, each wait for the next chunk is cut at the deadline, so
+    a stream that stalls after its first chunk still ends on time. Each
+    limit is ``asyncio.timeout``, which cancels the waiting attempt in place;
+    the loop then closes the model's generator, and its connection.
+    """
+    early: list[T] = []
+    async with asyncio.timeout(call.attempt_limit()):
+        if whole:
+            early = [response async for response in responses]
+        else:
+            async for response in responses:
+                early.append(response)
+                if is_empty is None or not is_empty(response):
+                    break
+    for response in early:
+        yield response
+    if whole:
+        return
+    if not call.plan.timed:
+        async for response in responses:
+            yield response
+        return
+    while True:
+        async with asyncio.timeout(max(0.0, call.time_left())):
+            try:
+                response = await anext(responses)
+            except StopAsyncIteration:
+                return
+        yield response
+
+
+class RetryCall:
+    """The state of one call under a handler: its attempt number and its guards' I/O.
+
+    Not created directly: :meth:`RetryHandler.begin` makes one per call.
+    """
+
+    __slots__ = (
+        "agent",
+        "attempt",
+        "handler",
+        "keys",
+        "model",
+        "model_stats",
+        "observer",
+        "plan",
+        "recovery",
+        "rule_retries",
+        "started",
+        "token",
+    )
+
+    def __init__(
+        self,
+        handler: RetryHandler,
+        agent: str,
+        model: str | None,
+        model_stats: RetryStats | None,
+        observer: AttemptObserver | None,
+    ) -> None:
+        self.handler = handler
+        self.plan = plan = handler.plan
+        self.agent = agent
+        self.model = model
+        self.model_stats = model_stats
+        self.attempt = 1  # the first attempt starts with the call
+        self.observer = observer
+        self.recovery: tuple[ErrorRule, BaseException] | None = None
+        self.rule_retries: dict[int, int] | None = None
+        self.token = False  # a budget token spent on the retry being waited for
+        self.keys = plan.keys(model, agent) if plan.guarded else None
+        # Read the clock only when a deadline needs it: the success path stays free of it.
+        self.started = (handler.clock or clock.default_clock)() if plan.timed else 0.0
+        handler.stats.calls += 1
+        if not plan.guarded:
+            # A guarded call counts its first attempt once the breaker admits it.
+            self._first_attempt()
+
+    # -- the success path ---------------------------------------------------------------
+
+    def _first_attempt(self) -> None:
+        self.handler.stats.attempts += 1
+        if self.observer is not None:
+            self.observer.attempts = 1
+
+    def start_attempt(self) -> None:
+        """Count the retry about to be made (the first attempt is counted when the call starts).
+
+        Counted here, not when it is decided: a call cancelled during its
+        backoff made no retry.
+        """
+        self.token = False
+        self.attempt += 1
+        stats = self.handler.stats
+        stats.attempts += 1
+        stats.retries += 1
+        if self.observer is not None:
+            self.observer.attempts = self.attempt
+
+    def succeeded(self, *, log: bool) -> None:
+        """Count a success; log it when it took a retry and ``log`` is set."""
+        self.handler.stats.successes += 1
+        if self.model_stats is not None:
+            self._settle_model(None)
+        if self.attempt > 1:
+            if log:
+                log_success(self.handler, self.agent, self.attempt)
+            self._event("success_after_retry")
+
+    def attempt_limit(self) -> float | None:
+        """How long the next attempt may take: ``attempt_timeout``, cut to what is left of ``timeout``."""
+        limit = self.plan.attempt_timeout
+        if self.plan.timed:
+            left = max(0.0, self.time_left())
+            limit = left if limit is None else min(limit, left)
+        return limit
+
+    def time_left(self) -> float:
+        """Seconds left of the policy's total ``timeout`` (only asked when one is set)."""
+        timeout = self.plan.timeout
+        assert timeout is not None
+        return timeout - ((self.handler.clock or clock.default_clock)() - self.started)
+
+    # -- guards (only when the policy asks for them) --------------------------------------
+
+    async def admit(self) -> None:
+        """Refuse the call with :class:`CircuitOpenError` while the model's circuit is open."""
+        breaker, keys = self.plan.breaker, self.keys
+        if breaker is not None and keys is not None and keys.circuit is not None:
+            view = await self._store().admit(keys.circuit, self._now(), probe_timeout=breaker.probe_timeout)
+            if not view.allowed:
+                error = CircuitOpenError(self.model or keys.circuit, view.open_until)
+                self.attempt = 0  # refused: no attempt was made
+                self.handler.stats.breaker_rejections += 1
+                self._call_failed(error)
+                raise error from _circuit_causes.get(keys.circuit)
+        self._first_attempt()
+
+    async def settle_success(self) -> None:
+        """Close the circuit, refund the budget, lower the failure rate."""
+        plan, keys = self.plan, self.keys
+        assert keys is not None
+        if keys.circuit is not None:
+            before, view = await self._store().record_success(keys.circuit)
+            _circuit_causes.pop(keys.circuit, None)
+            self._transition(before, view.state, None)
+        if plan.budget is not None and keys.budget is not None:
+            await self._store().refund(keys.budget, plan.budget.token_ratio, max_tokens=plan.budget.max_tokens)
+        if plan.adaptive:
+            failure_rates.record(keys.rate, failed=False)
+
+    async def _count_failure(self, failure: Failure) -> bool:
+        """Feed a retriable failure to the failure rate and the breaker; True if the circuit is now open."""
+        keys = self.keys
+        if keys is None:
+            return False
+        if self.plan.adaptive:
+            failure_rates.record(keys.rate, failed=True)
+        breaker = self.plan.breaker
+        if breaker is None or failure.kind is None or keys.circuit is None:
+            return False
+        _circuit_causes[keys.circuit] = failure.error
+        before, view = await self._store().record_failure(
+            keys.circuit, self._now(), threshold=breaker.failure_threshold, cooldown=breaker.cooldown, hint=failure.hint
+        )
+        self._transition(before, view.state, failure.error)
+        return view.state == "open"
+
+    # -- the failure path --------------------------------------------------------------------
+
+    async def failed(self, exc: BaseException) -> float | None:
+        """Decide what follows a failed attempt: a delay to wait, or None to give up.
+
+        Logs the retry or the give-up; the caller re-raises on None.
+        """
+        if not isinstance(exc, Exception):
+            # Cancellation and interpreter exits end the call; they are not failures.
+            return None
+        plan = self.plan
+        stats = self.handler.stats
+        stats.last_error = exc
+        stats.errors[type(exc).__name__] += 1
+        failure = plan.failure(exc)
+        if not failure.retriable:
+            self._call_failed(exc)
+            return None
+        circuit_open = await self._count_failure(failure) if plan.guarded else False
+        rule = failure.rule
+        decision = decide(
+            plan,
+            failure,
+            attempt=self.attempt,
+            rule_retries=self._rule_retries(rule) if rule is not None else 0,
+            time_left=self.time_left() if plan.timed else None,
+            u=(self.handler.random or clock.default_random)(),
+            failure_rate=failure_rates.get(self.keys.rate) if plan.adaptive and self.keys is not None else 0.0,
+            circuit_open=circuit_open,
+        )
+        if isinstance(decision, GiveUp):
+            return self._give_up(failure, decision.reason or "not retriable")
+        budget, keys = plan.budget, self.keys
+        if budget is not None and keys is not None and keys.budget is not None:
+            if not await self._store().take_token(keys.budget, max_tokens=budget.max_tokens):
+                stats.budget_denials += 1
+                self._event("budget_denied", error=exc, reason="retry budget exhausted", error_class=failure.kind)
+                return self._give_up(failure, "retry budget exhausted")
+            self.token = True
+        if rule is not None:
+            self._count_rule(rule)
+            if rule.recover is not None:
+                self.recovery = (rule, exc)
+        fields = self._fields(exc, delay=decision.delay, reason=decision.reason)
+        emit(logging.WARNING, plan.templates.retrying, fields)
+        if decision.hinted:
+            emit(logging.INFO, plan.templates.hinted, fields)
+        self._event("retry", delay=decision.delay, error=exc, reason=decision.reason, error_class=failure.kind)
+        return decision.delay
+
+    async def interrupted(self, exc: BaseException) -> None:
+        """Count how a call ended after output reached the caller; it is never retried then.
+
+        A failure counts as one (and, for a guarded call, against the
+        breaker); the caller closing the stream early counts as a success,
+        since the provider did answer; a cancellation counts as neither.
+        """
+        if isinstance(exc, GeneratorExit):
+            self.succeeded(log=False)
+            if self.plan.guarded:
+                await self.settle_success()
+            return
+        if not isinstance(exc, Exception):
+            return
+        stats = self.handler.stats
+        stats.last_error = exc
+        stats.errors[type(exc).__name__] += 1
+        self._call_failed(exc)
+        if self.plan.guarded:
+            failure = self.plan.failure(exc)
+            if failure.retriable:
+                await self._count_failure(failure)
+
+    async def wait(self, delay: float) -> None:
+        """Wait ``delay`` seconds before the next attempt (not under ``no_waits``).
+
+        A call cancelled here made no retry: the budget token spent for it goes back.
+        """
+        self.handler.stats.slept += delay
+        if not clock.waits_enabled():
+            return
+        try:
+            await (self.handler.sleep or clock.default_sleep)(delay)
+        except BaseException:
+            await self._return_token()
+            raise
+
+    async def recover(self, llm_request: Any, model: Any = None) -> bool:
+        """Run the recovery hook of the rule that scheduled this retry; True if one ran.
+
+        A hook that fails is logged and the retry goes ahead: the call's own
+        failure, not the hook's, is what the caller may eventually receive.
+        """
+        if self.recovery is None:
+            return False
+        rule, exc = self.recovery
+        self.recovery = None
+        assert rule.recover is not None
+        context = RecoveryContext(agent=self.agent, attempt=self.attempt, llm_request=llm_request, model=model)
+        try:
+            await rule.recover(exc, context)
+        except Exception as error:
+            logger.warning("[%s] Recovery hook failed: %s", self.agent, describe(error), extra={"agent": self.agent})
+        return True
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _return_token(self) -> None:
+        budget, keys = self.plan.budget, self.keys
+        if not self.token or budget is None or keys is None or keys.budget is None:
+            return
+        self.token = False
+        try:
+            await self._store().refund(keys.budget, 1.0, max_tokens=budget.max_tokens)
+        except Exception:  # the store's own failure must not replace the cancellation
+            logger.warning("[%s] Could not return a retry-budget token", self.agent, exc_info=True)
+
+    def _call_failed(self, error: BaseException) -> None:
+        """Count the call as failed, in the handler's and the model's view."""
+        self.handler.stats.failures += 1
+        if self.model_stats is not None:
+            self._settle_model(error)
+
+    def _settle_model(self, error: BaseException | None) -> None:
+        """Add this call's outcome to the model's view, once, when the call ends (``error`` None: success)."""
+        stats = self.model_stats
+        assert stats is not None
+        stats.calls += 1
+        stats.attempts += self.attempt
+        stats.retries += max(self.attempt - 1, 0)
+        if error is None:
+            stats.successes += 1
+        else:
+            stats.failures += 1
+            stats.last_error = error
+            stats.errors[type(error).__name__] += 1
+
+    def _rule_retries(self, rule: ErrorRule) -> int:
+        return 0 if self.rule_retries is None else self.rule_retries.get(id(rule), 0)
+
+    def _count_rule(self, rule: ErrorRule) -> None:
+        if self.rule_retries is None:
+            self.rule_retries = {}
+        self.rule_retries[id(rule)] = self._rule_retries(rule) + 1
+
+    def _transition(self, before: str, after: str, exc: BaseException | None) -> None:
+        if before == after:
+            return
+        self.handler.stats.breaker_transitions[f"{before}->{after}"] += 1
+        logger.log(
+            logging.WARNING if after == "open" else logging.INFO,
+            "[%s] Circuit for %s: %s -> %s",
+            self.agent,
+            self.model,
+            before,
+            after,
+            extra={"agent": self.agent, "reason": f"{before}->{after}"},
+        )
+        self._event("breaker_change", error=exc, state=after, reason=f"{before}->{after}")
+
+    def _give_up(self, failure: Failure, reason: str) -> None:
+        """Log and count the end of the retries; returns None, the "give up" decision."""
+        self._call_failed(failure.error)
+        fields = self._fields(failure.error, attempts=self.attempt, reason=reason)
+        emit(logging.ERROR, self.plan.templates.gave_up, fields)
+        self._event("give_up", error=failure.error, reason=reason, error_class=failure.kind)
+
+    def _store(self) -> StateStore:
+        return self.plan.store or default_store()
+
+    def _now(self) -> float:
+        return (self.handler.wall_clock or time.time)()
+
+    def _event(self, kind: EventKind, **fields: Any) -> None:
+        hooks = self.plan.hooks
+        if not hooks and not global_hooks:
+            return
+        event = RetryEvent(kind, agent=self.agent, model=self.model, attempt=self.attempt, **fields)
+        for hook in (*hooks, *global_hooks):
+            try:
+                hook(event)
+            except Exception:  # a broken hook must not break the model call
+                logger.warning("retry hook %r failed on a %s event", hook, kind, exc_info=True)
+
+    def _fields(self, exc: BaseException, **more: Any) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "agent": self.agent,
+            "attempt": self.attempt,
+            "max_attempts": self.plan.max_attempts,
+            "error": describe(exc),
+            "error_type": type(exc).__name__,
+        }
+        fields.update(more)
+        return fields
+
+
+def log_success(handler: RetryHandler, agent: str, attempt: int) -> None:
+    """Write the "succeeded on attempt N" line for a call that needed a retry."""
+    emit(
+        logging.INFO,
+        handler.plan.templates.succeeded,
+        {"agent": agent, "attempt": attempt, "max_attempts": handler.plan.max_attempts},
+    )
