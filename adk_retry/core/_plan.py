@@ -133,13 +133,16 @@ class Plan:
             >>> failure.retriable, failure.kind, failure.hint
             (True, 'connection', None)
         """
-        retriable = _safely(lambda: isinstance(exc, Exception) and bool(self.retries(exc)), False)
-        if not retriable:
+        if not self.retriable(exc):
             return Failure(exc, False, None, None, None)
         kind = _safely(lambda: error_class(exc), None)
         hint = _safely(lambda: retry_after(exc), None)
         rule = _safely(lambda: next((r for r in self.rules if r.matches(exc, kind)), None), None)
         return Failure(exc, True, kind, hint, rule)
+
+    def retriable(self, exc: BaseException) -> bool:
+        """Whether ``retry_on`` accepts ``exc``; never raises (a predicate that raises says no)."""
+        return isinstance(exc, Exception) and _safely(lambda: bool(self.retries(exc)), False)
 
     def keys(self, model: str | None, agent: str) -> Keys:
         """The guards' store keys for calls of ``agent`` to ``model`` (cached)."""

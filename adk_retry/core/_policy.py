@@ -221,7 +221,7 @@ class RetryPolicy(BaseModel):
     def model_post_init(self, context: Any, /) -> None:
         """Compile ``retry_on`` into one predicate, once, and ask it about HTTP errors."""
         self._predicate = _compile(self.retry_on)
-        self._owns = not self.keep_lower_retries and self.retries(_Http503("probe"))
+        self._owns = not self.keep_lower_retries and _asks(self._predicate, _Http503("probe"))
         self._plan = Plan(self, self._predicate, self._owns)
 
     def __eq__(self, other: object) -> bool:
@@ -355,6 +355,14 @@ class RetryPolicy(BaseModel):
             cap=self.max_delay,
         )
         return jittered(base, self.jitter, u)
+
+
+def _asks(predicate: Predicate, exc: BaseException) -> bool:
+    """``predicate(exc)``; a predicate that raises says no (its bug must not fail the call it judges)."""
+    try:
+        return bool(predicate(exc))
+    except Exception:
+        return False
 
 
 def _codeworm_retriable(exc: BaseException) -> bool:

@@ -207,7 +207,7 @@ async def run_attempts(
                 if is_empty is not None and not committed and all(map(is_empty, held)):
                     assert empty_error is not None
                     candidate = empty_error(held[-1] if held else None)
-                    if plan.retries(candidate):
+                    if plan.retriable(candidate):
                         error = candidate
                 if error is None:
                     call.succeeded(log=log)
