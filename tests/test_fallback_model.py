@@ -247,3 +247,17 @@ def test_the_error_a_fallback_model_raises_is_the_last_delegates_own_object():
     assert raised.value is errors[1]
     assert error_class(raised.value) == "rate_limit"
     assert retry_after(raised.value) == 7.0
+
+
+@pytest.mark.e2e
+async def test_request_retry_options_are_set_aside_for_every_delegate():
+    retry_options = types.HttpRetryOptions(attempts=2)
+    config = types.GenerateContentConfig(http_options=types.HttpOptions(retry_options=retry_options))
+    with FaultServer(default=Fault.http_error(503)) as server:
+        fallback = FallbackModel(models=[delegate(server, "primary"), delegate(server, "backup")])
+        agent = LlmAgent(name="owner", model=fallback, generate_content_config=config)
+        add_retry_capabilities_to_agent(agent, RetryHandler(RetryPolicy.transient(max_retries=1), agent_name="owner"))
+        with no_waits(), pytest.raises(Exception, match=OUTAGE):
+            await run_turn(agent)
+        assert len(server.requests) == 2 * 2, "LiteLlm did not map the request's attempts onto num_retries"
+    assert config.http_options.retry_options is retry_options
