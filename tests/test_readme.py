@@ -117,13 +117,17 @@ def all_loggers() -> list[logging.Logger]:
 
 @contextmanager
 def logging_left_as_found() -> Iterator[None]:
-    """Undo the filters a block adds to loggers (the redaction block does), so blocks stay independent."""
+    """Undo what a block does to logging (filters, the root's handlers and level), so blocks stay independent."""
+    root = logging.getLogger()
     saved = {logger: list(logger.filters) for logger in all_loggers()}
+    handlers, level = list(root.handlers), root.level
     try:
         yield
     finally:
         for logger in all_loggers():
             logger.filters[:] = saved.get(logger, [])
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 @pytest.fixture
@@ -138,12 +142,17 @@ def provider(server: FaultServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     return server
 
 
-def run_block(block: Block) -> dict[str, Any]:
+def exec_block(block: Block) -> dict[str, Any]:
     """Run ``block`` as a fresh module would; returns what it defined."""
     namespace: dict[str, Any] = {"__name__": "readme_block"}
-    with logging_left_as_found():
-        exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)
+    exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)
     return namespace
+
+
+def run_block(block: Block) -> dict[str, Any]:
+    """:func:`exec_block`, with logging put back as it was afterwards."""
+    with logging_left_as_found():
+        return exec_block(block)
 
 
 async def drive(namespace: dict[str, Any], server: FaultServer) -> bool:
@@ -255,6 +264,26 @@ def test_the_log_lines_are_the_ones_the_library_writes(provider: FaultServer, re
         # The delays are jittered: any number stands for any number.
         pattern = NUMBER.join(map(re.escape, re.split(NUMBER, line)))
         assert any(re.fullmatch(pattern, record) for record in written), f"never written: {line}"
+
+
+@pytest.mark.e2e
+def test_the_redaction_block_keeps_the_key_out_of_every_line(server: FaultServer, capsys: pytest.CaptureFixture[str]):
+    """Run first in a program, as the README's block is meant to be, it redacts ADK's own lines too."""
+    from google.adk.agents import Agent
+    from google.adk.models.lite_llm import LiteLlm
+
+    from adk_retry.testing.turns import run_turn
+
+    server.push(Fault.http_error(401, message=f"Incorrect API key provided: {API_KEY}"))
+    with logging_left_as_found():
+        logging.getLogger().handlers.clear()  # a fresh program: pytest's own handlers aside
+        exec_block(block_with("RedactingFilter"))
+        model = LiteLlm(model="openai/gpt-4o-mini", api_base=server.url, api_key=API_KEY, max_retries=0)
+        with pytest.raises(Exception, match="Incorrect API key"):
+            asyncio.run(run_turn(Agent(name="my_agent", model=model)))
+    err = capsys.readouterr().err
+    assert "[REDACTED]" in err, "ADK logged the failure, redacted"
+    assert API_KEY not in err
 
 
 def adk_commands() -> list[list[str]]:
