@@ -29,17 +29,19 @@ object called from another runner, without the plugin, behaves as before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Never
 
 from google.adk.plugins.base_plugin import BasePlugin
 
+from adk_retry import clock as clocks
 from adk_retry import layers
+from adk_retry._checks import require_timing
 from adk_retry.call_state import CallState, current_call
 from adk_retry.callbacks import report_call
 from adk_retry.handler import RetryHandler
 from adk_retry.integration import disown_lower_retries, install, installed, own_lower_retries, resolve, uninstall
 from adk_retry.log import logger
-from adk_retry.policy import RetryPolicy
+from adk_retry.policy import PolicyLike, RetryPolicy, as_policy
 from adk_retry.stats import RetryStats
 
 if TYPE_CHECKING:
@@ -50,15 +52,26 @@ if TYPE_CHECKING:
 
 __all__ = ["RetryPlugin"]
 
+_HANDLER_OPTIONS = ("sleep", "clock", "random", "wall_clock")
+
 
 class RetryPlugin(BasePlugin):
     """An ADK plugin that gives every LLM agent of the app retry.
 
     Args:
-        policy: the policy for every agent (default ``RetryPolicy()``).
+        policy: the policy for every agent: a :class:`~adk_retry.RetryPolicy`,
+            a preset name (``"adk_seed"``, ``"transient"``, ``"codeworm"``,
+            ``"swarm_sdk"``), a dict of policy fields (``{"max_retries": 5}``,
+            validated as ``RetryPolicy(**fields)``), or None for ``RetryPolicy()``.
         name: the plugin's name in ADK.
-        **handler_options: passed to each :class:`~adk_retry.RetryHandler`
-            (``sleep``, ``clock``, ``random``).
+        sleep, clock, random, wall_clock: passed to each
+            :class:`~adk_retry.RetryHandler` (see there).
+
+    Every argument is checked here: a policy field given as a keyword
+    (``RetryPlugin(max_retries=5)``) or any other unknown keyword is a
+    ``TypeError``, a non-callable ``sleep``/``clock``/... too, and a bad
+    policy a ``ValidationError`` or ``ValueError``. Nothing is left to fail,
+    or to turn retry off silently, at the first model call.
 
     Example:
         >>> from google.adk.agents import LlmAgent
@@ -68,10 +81,30 @@ class RetryPlugin(BasePlugin):
         >>> runner = InMemoryRunner(agent=agent, plugins=[RetryPlugin(RetryPolicy(max_retries=5))])
     """
 
-    def __init__(self, policy: RetryPolicy | None = None, *, name: str = "adk_retry", **handler_options: Any) -> None:
+    def __init__(
+        self,
+        policy: PolicyLike = None,
+        *,
+        name: str = "adk_retry",
+        sleep: clocks.Sleep | None = None,
+        clock: clocks.Clock | None = None,
+        random: clocks.Random | None = None,
+        wall_clock: clocks.Clock | None = None,
+        **unknown: Never,
+    ) -> None:
+        if unknown:
+            raise TypeError(_unknown_options(unknown))
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"RetryPlugin: name must be a non-empty string, got {name!r}")
+        require_timing("RetryPlugin", sleep=sleep, clock=clock, random=random, wall_clock=wall_clock)
         super().__init__(name=name)
-        self.policy = policy if policy is not None else RetryPolicy()
-        self._handler_options = handler_options
+        self.policy = as_policy(policy, owner="RetryPlugin")
+        self._handler_options: dict[str, Any] = {
+            "sleep": sleep,
+            "clock": clock,
+            "random": random,
+            "wall_clock": wall_clock,
+        }
         self._handlers: dict[str, RetryHandler] = {}
         self._models: dict[int, BaseLlm] = {}
         self._pinned: list[tuple[Any, Any]] = []
@@ -144,3 +177,18 @@ class RetryPlugin(BasePlugin):
         for agent, original in reversed(self._pinned):
             agent.model = original
         self._pinned.clear()
+
+
+def _unknown_options(unknown: dict[str, Any]) -> str:
+    """The message for keywords RetryPlugin does not take; policy fields get a pointer to the policy."""
+    names = ", ".join(sorted(unknown))
+    accepted = ", ".join(("policy", "name", *_HANDLER_OPTIONS))
+    message = f"RetryPlugin got unexpected keyword argument(s) {names}; it accepts {accepted}"
+    fields = {key: value for key, value in unknown.items() if key in RetryPolicy.model_fields}
+    if fields:
+        message += (
+            f". {', '.join(sorted(fields))} belong(s) to the policy: "
+            f"RetryPlugin(RetryPolicy({', '.join(f'{k}={v!r}' for k, v in fields.items())})) "
+            f"or RetryPlugin({fields!r})"
+        )
+    return message
