@@ -25,10 +25,15 @@ object called from another runner, without the plugin, behaves as before.
   runner without the plugin that shares that object meets it without those
   layers until ``close()`` puts them back.
 - ``await plugin.close()`` (the runner calls it) undoes what the plugin did.
+- The plugin holds the models it wrapped and the agents it pinned weakly: a
+  long-lived runner whose agents get a new model every turn does not keep
+  the old ones alive. ``close()`` undoes what is still alive.
 """
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Never
 
 from google.adk.plugins.base_plugin import BasePlugin
@@ -46,6 +51,7 @@ from adk_retry.stats import RetryStats
 
 if TYPE_CHECKING:
     from google.adk.agents.callback_context import CallbackContext
+    from google.adk.agents.llm_agent import LlmAgent
     from google.adk.models.base_llm import BaseLlm
     from google.adk.models.llm_request import LlmRequest
     from google.adk.models.llm_response import LlmResponse
@@ -53,6 +59,15 @@ if TYPE_CHECKING:
 __all__ = ["RetryPlugin"]
 
 _HANDLER_OPTIONS = ("sleep", "clock", "random", "wall_clock")
+
+
+@dataclass(slots=True)
+class _Pin:
+    """A model the plugin pinned on an agent, and the value it replaced (a model name)."""
+
+    agent: weakref.ref[LlmAgent]
+    original: Any
+    model: weakref.ref[BaseLlm]
 
 
 class RetryPlugin(BasePlugin):
@@ -106,8 +121,9 @@ class RetryPlugin(BasePlugin):
             "wall_clock": wall_clock,
         }
         self._handlers: dict[str, RetryHandler] = {}
-        self._models: dict[int, BaseLlm] = {}
-        self._pinned: list[tuple[Any, Any]] = []
+        # Weak: what close() must undo on a model or agent that is gone is gone with it.
+        self._models: weakref.WeakValueDictionary[int, BaseLlm] = weakref.WeakValueDictionary()
+        self._pinned: dict[int, _Pin] = {}
 
     def handler(self, agent_name: str) -> RetryHandler:
         """The handler this plugin uses for ``agent_name`` (made on first use)."""
@@ -140,10 +156,9 @@ class RetryPlugin(BasePlugin):
             if model is None:
                 return None  # ADK's default model: not ours to pin
             if pin:
-                self._pinned.append((agent, agent.model))
-                agent.model = model
+                self._pin(agent, model)
             retry = install(model)
-            self._models.setdefault(id(model), model)
+            self._models[id(model)] = model
             handler = self.handler(agent.name)
             own_lower_retries(retry, handler)
             if handler.owns_lower:
@@ -163,9 +178,19 @@ class RetryPlugin(BasePlugin):
             logger.warning("RetryPlugin could not report on this model call", exc_info=True)
         return None
 
+    def _pin(self, agent: LlmAgent, model: BaseLlm) -> None:
+        """Put ``model`` on ``agent`` (see :func:`~adk_retry.integration.resolve`), remembering what it replaced."""
+        key = id(agent)
+        pins = self._pinned
+        # The entry goes when the agent does, so a new agent at the same id starts afresh.
+        ref = weakref.ref(agent, lambda _: pins.pop(key, None))
+        # A later pin replaces a value the user set since (a new model name): that is what to restore.
+        pins[key] = _Pin(ref, agent.model, weakref.ref(model))
+        agent.model = model
+
     async def close(self) -> None:
         """Undo what this plugin did: unwrap the models no one else uses, unpin agents."""
-        for model in self._models.values():
+        for model in list(self._models.values()):
             retry = installed(model)  # looked up again: it may have been replaced since
             if retry is None:
                 continue
@@ -174,8 +199,11 @@ class RetryPlugin(BasePlugin):
             if not retry.handlers and not retry.owners:
                 uninstall(retry)
         self._models.clear()
-        for agent, original in reversed(self._pinned):
-            agent.model = original
+        for pin in list(self._pinned.values()):
+            agent = pin.agent()
+            # Only where our model is still in place: a model the user set since stays.
+            if agent is not None and agent.model is pin.model():
+                agent.model = pin.original
         self._pinned.clear()
 
 
