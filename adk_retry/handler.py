@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from adk_retry import clock
+from adk_retry._checks import require_timing
 from adk_retry.adaptive import failure_rates, stretch
 from adk_retry.backoff import base_delay_for, jittered
 from adk_retry.call_state import CallState
@@ -28,7 +29,7 @@ from adk_retry.errors import CircuitOpenError
 from adk_retry.events import EventKind, RetryEvent, global_hooks
 from adk_retry.hints import retry_after
 from adk_retry.log import describe, emit, logger
-from adk_retry.policy import RetryPolicy
+from adk_retry.policy import PolicyLike, as_policy
 from adk_retry.rules import ErrorRule, RecoveryContext
 from adk_retry.scope import scope_key
 from adk_retry.stats import RetryStats
@@ -58,7 +59,8 @@ class RetryHandler:
     and a cancellation during a backoff sleep ends the call at once.
 
     Args:
-        policy: the policy; ``RetryPolicy()`` (the seed's defaults) if None.
+        policy: the policy; ``RetryPolicy()`` (the seed's defaults) if None. A
+            preset name or a dict of fields works too (see :func:`~adk_retry.policy.as_policy`).
         agent_name: the name put in log lines.
         sleep: awaited with each delay (default ``asyncio.sleep``).
         clock: a monotonic clock for deadlines (default ``time.monotonic``).
@@ -68,6 +70,7 @@ class RetryHandler:
 
     Example:
         >>> import asyncio
+        >>> from adk_retry import RetryPolicy
         >>> delays = []
         >>> async def fake_sleep(seconds): delays.append(seconds)
         >>> handler = RetryHandler(RetryPolicy(jitter=0), sleep=fake_sleep)
@@ -99,7 +102,7 @@ class RetryHandler:
 
     def __init__(
         self,
-        policy: RetryPolicy | None = None,
+        policy: PolicyLike = None,
         *,
         agent_name: str = "agent",
         sleep: clock.Sleep | None = None,
@@ -107,7 +110,11 @@ class RetryHandler:
         random: clock.Random | None = None,
         wall_clock: clock.Clock | None = None,
     ) -> None:
-        self.policy = policy = policy if policy is not None else RetryPolicy()
+        # Checked here, not at the first retry, where a mistake would replace the call's own error.
+        if not isinstance(agent_name, str):
+            raise TypeError(f"RetryHandler: agent_name must be a string, got {type(agent_name).__name__}")
+        require_timing("RetryHandler", sleep=sleep, clock=clock, random=random, wall_clock=wall_clock)
+        self.policy = policy = as_policy(policy, owner="RetryHandler")
         # Read once: the policy is immutable, and these are asked on every call
         # (a pydantic private attribute costs ~2 µs to read).
         self.guarded = policy.budget is not None or policy.breaker is not None or policy.adaptive
