@@ -19,7 +19,7 @@ SECTIONS = {
     "## 2. Streaming: time to first chunk": "| bare stream (no retry layer) |",
     "## 3. Goodput under faults (real stack)": "| no retry layer (`max_retries=0`: SDK off) |",
     "## 4. Load amplification in a full outage": "| naive stacking: adk_retry `transient` over litellm defaults",
-    "## 5. Memory per streamed chunk": "| adk_retry, `stream_mode=\"buffer\"` |",
+    "## 5. Memory per streamed chunk": '| adk_retry, `stream_mode="buffer"` |',
 }
 
 
@@ -27,7 +27,12 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     page = (tmp_path / "benchmarks.md").read_text(encoding="utf-8")
@@ -47,7 +52,10 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
 def test_smoke_run_refuses_to_write_into_docs() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(ROOT / "docs")],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode != 0
     assert "never writes into docs/" in done.stderr

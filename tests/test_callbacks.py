@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from adk_retry.adapter._call_state import current_call
 from adk_retry.adapter._callbacks import create_retry_callbacks
-from adk_retry.engine._loop import RetryHandler
 from adk_retry.core._policy import RetryPolicy
+from adk_retry.engine._loop import RetryHandler
 
 
 def run_isolated(function: Any, *args: Any, **kwargs: Any) -> Any:

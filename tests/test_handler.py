@@ -13,8 +13,8 @@ import pytest
 
 from adk_retry.core import _clock as clock
 from adk_retry.core._errors import NO_MESSAGE, EmptyResponseError
-from adk_retry.engine._loop import RetryHandler
 from adk_retry.core._policy import RetryPolicy
+from adk_retry.engine._loop import RetryHandler
 from adk_retry.testing import no_waits
 
 

@@ -275,8 +275,6 @@ def test_parse_duration() -> None:
 # -- over HTTP, through litellm -------------------------------------------------------
 
 
-
-
 async def test_real_429_retry_after_through_litellm(server: FaultServer) -> None:
     server.push(Fault.http_error(429, retry_after=1))
     exc = await raised_through_litellm(server)

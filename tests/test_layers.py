@@ -130,3 +130,17 @@ async def test_closing_the_plugin_gives_back_the_layers_even_when_an_agent_keeps
         await run_turn(LlmAgent(name="visitor", model=model), plugins=[plugin])  # run_turn closes the runner
     assert model._additional_args["num_retries"] == 3
     assert "with_retry" in model.generate_content_async.__name__
+
+
+def test_a_silenced_model_that_goes_away_leaves_nothing_behind():
+    import gc
+
+    from adk_retry.adapter import _layers as layers
+
+    model = LiteLlm(model="openai/m", api_key="k")
+    layers.silence(model)
+    key = id(model)
+    assert key in layers._holds
+    del model
+    gc.collect()
+    assert key not in layers._holds, "the layers table holds models weakly"

@@ -36,13 +36,13 @@ from adk_retry import (
     RetryPolicy,
     add_retry_capabilities_to_agent,
 )
-from adk_retry.observability import _otel as retry_metrics
 from adk_retry.core._breaker import CircuitBreaker
 from adk_retry.core._budget import RetryBudget
 from adk_retry.core._events import RetryEvent, global_hooks
-from adk_retry.observability import Metrics, enable_metrics, give_up_reason, merge, stats_by_agent, stats_by_model
-from adk_retry.observability._stats import RetryStats
 from adk_retry.guards._store import MemoryStore
+from adk_retry.observability import Metrics, enable_metrics, give_up_reason, merge, stats_by_agent, stats_by_model
+from adk_retry.observability import _otel as retry_metrics
+from adk_retry.observability._stats import RetryStats
 from adk_retry.testing import Fault, no_waits
 from adk_retry.testing.turns import run_turn
 from tests import conftest

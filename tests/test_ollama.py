@@ -33,9 +33,9 @@ from adk_retry.contrib.ollama import (
     ollama_oom_rule,
 )
 from adk_retry.core._rules import RecoveryContext
+from adk_retry.core._transient import error_class, is_out_of_memory
 from adk_retry.testing import no_waits
 from adk_retry.testing.turns import run_turn
-from adk_retry.core._transient import error_class, is_out_of_memory
 
 CREATED_AT = "2024-06-04T14:38:31.837530Z"
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
+from typing import Any
+
 import pytest
 from google.adk.agents import LlmAgent
 from google.adk.tools.agent_tool import AgentTool
@@ -9,7 +14,7 @@ from google.adk.tools.agent_tool import AgentTool
 from adk_retry import RetryHandler, RetryPlugin, RetryPolicy, add_retry_capabilities_to_agent
 from adk_retry.testing import Fault, no_waits
 from adk_retry.testing.turns import run_turn
-from tests.conftest import messages
+from tests.conftest import OUTAGE, messages
 
 pytestmark = pytest.mark.e2e
 
@@ -138,3 +143,77 @@ async def test_agents_on_adk_default_model_get_their_own_retry_at_the_first_call
         turn = await run_turn(agent)
     assert turn.text == "resolved at the call"
     assert agent._retry_handler.stats.retries == 1
+
+
+async def turn_on(runner: Any, session_id: str, message: str = "hello") -> str:
+    """One turn of a long-lived runner (``run_turn`` builds and closes a runner per turn)."""
+    from google.genai import types
+
+    events = [
+        event
+        async for event in runner.run_async(
+            user_id="user",
+            session_id=session_id,
+            new_message=types.Content(role="user", parts=[types.Part(text=message)]),
+        )
+    ]
+    return "".join(part.text or "" for event in events if event.content for part in event.content.parts or ())
+
+
+def test_a_long_lived_runner_does_not_keep_replaced_models_alive(server, make_model, monkeypatch):
+    """The plugin used to keep every model it ever wrapped until close().
+
+    Two things outside adk-retry keep old models alive for a while, plugin or
+    not, and are set aside here: litellm's shared aiohttp connector holds
+    timers whose contexts hold ADK's copy of the agent (so litellm's httpx
+    transport is used), and a live loop's cancelled timers do the same until
+    they are due (so each turn runs in its own loop, as ADK's synchronous
+    ``Runner.run`` does).
+    """
+    import litellm
+    from google.adk.runners import InMemoryRunner
+
+    monkeypatch.setattr(litellm, "disable_aiohttp_transport", True)
+
+    agent = LlmAgent(name="rotating", instruction="Answer.")
+    plugin = RetryPlugin()
+    runner = InMemoryRunner(agent=agent, app_name="leak", plugins=[plugin])
+    session = asyncio.run(runner.session_service.create_session(app_name="leak", user_id="user"))
+    old: list[weakref.ref[Any]] = []
+    turns = 5
+    try:
+        for turn in range(turns):
+            agent.model = make_model()  # a new model instance every turn, as some apps do
+            old.append(weakref.ref(agent.model))
+            server.push(Fault.empty_choices(), Fault.ok(f"answer {turn}"))
+            with no_waits():
+                assert asyncio.run(turn_on(runner, session.id)) == f"answer {turn}"
+        live = agent.model
+        gc.collect()
+        assert [ref() is None for ref in old[:-1]] == [True] * (turns - 1), "the replaced models were freed"
+        assert "generate_content_async" in live.__dict__, "the current model is still wrapped"
+        assert plugin.stats["rotating"].retries == turns, "every turn was retried"
+    finally:
+        asyncio.run(runner.close())
+    assert "generate_content_async" not in live.__dict__, "close() still undoes the live model"
+
+
+async def test_a_preset_name_as_the_policy_retries_through_the_real_stack(server, make_model):
+    """``RetryPlugin("transient")`` used to be stored as a string and leave every call without retry."""
+    agent = LlmAgent(name="preset", model=make_model())
+    plugin = RetryPlugin("transient")
+    server.push(Fault.http_error(503), Fault.ok("after the outage"))
+    with no_waits():
+        turn = await run_turn(agent, plugins=[plugin])
+    assert turn.text == "after the outage"
+    assert len(server.requests) == 2
+    assert plugin.stats["preset"].retries == 1
+
+
+async def test_a_dict_as_the_policy_retries_through_the_real_stack(server, make_model):
+    agent = LlmAgent(name="fields", model=make_model())
+    plugin = RetryPlugin({"retry_on": "transient", "max_retries": 1})
+    server.push(*Fault.http_error(503).times(3))
+    with no_waits(), pytest.raises(Exception, match=OUTAGE):
+        await run_turn(agent, plugins=[plugin])
+    assert len(server.requests) == 2, "max_retries=1 from the dict: two attempts"

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from adk_retry.engine._loop import RetryHandler
 from adk_retry.core._policy import RetryPolicy
+from adk_retry.engine._loop import RetryHandler
 from adk_retry.observability._redact import REDACTED, RedactingFilter, redact
 
 SECRET_KEY = "sk-test-SECRET0123456789"

@@ -22,7 +22,6 @@ from google.genai import errors as genai_errors
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from adk_retry.core._errors import EmptyResponseError
-from adk_retry.testing import Fault, FaultServer
 from adk_retry.core._transient import (
     CONNECTION,
     EMPTY_RESPONSE,
@@ -36,6 +35,7 @@ from adk_retry.core._transient import (
     is_transient,
     status_code,
 )
+from adk_retry.testing import Fault, FaultServer
 from tests.conftest import raised_through_litellm
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
@@ -327,8 +327,6 @@ assert retry_after(RuntimeError("try again in 2s")) == 2.0
 
 
 # -- raised for real through litellm over HTTP ------------------------------------------
-
-
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adk_retry.adapter._call_state import CallState, current_call
-from adk_retry.core._policy import RetryPolicy
+from adk_retry.core._policy import PolicyLike, RetryPolicy, as_policy
 from adk_retry.engine._loop import RetryHandler, log_success
 from adk_retry.observability._log import logger
 
@@ -31,7 +31,7 @@ def create_retry_callbacks(
     max_delay: float | None = None,
     backoff_multiplier: float | None = None,
     *,
-    policy: RetryPolicy | None = None,
+    policy: PolicyLike = None,
     **more_policy: Any,
 ) -> RetryCallbacks:
     """Build a retry handler and the two model callbacks for one agent.
@@ -40,8 +40,10 @@ def create_retry_callbacks(
     ``"before_model"`` and ``"after_model"``. The seed's four arguments
     default to the seed's values (3 retries, 1.0 s, 8.0 s, multiplier 2.0); any other
     :class:`~adk_retry.RetryPolicy` field can be passed by name
-    (``jitter=0.1``, ``retry_on="transient"``, ...), or a whole ``policy``;
-    arguments given explicitly override the policy's fields.
+    (``jitter=0.1``, ``retry_on="transient"``, ...), or a whole ``policy``
+    (a ``RetryPolicy``, a preset name or a dict, as for ``RetryPlugin``);
+    arguments given explicitly override the policy's fields. A name that is
+    not a policy field fails here, as a ``ValidationError`` naming it.
 
     Example:
         >>> from google.adk.agents import Agent
@@ -56,12 +58,15 @@ def create_retry_callbacks(
         ... )
         >>> agent = add_retry_capabilities_to_agent(agent, callbacks["retry_handler"])
     """
+    if not isinstance(agent_name, str) or not agent_name:
+        raise TypeError(f"create_retry_callbacks: agent_name must be a non-empty string, got {agent_name!r}")
     explicit = {
         name: value
         for name, value in zip(_SEED_ARGUMENTS, (max_retries, base_delay, max_delay, backoff_multiplier), strict=True)
         if value is not None
     }
-    fields = {**(dict(policy) if policy is not None else {}), **explicit, **more_policy}
+    base = as_policy(policy, owner="create_retry_callbacks") if policy is not None else None
+    fields = {**(dict(base) if base is not None else {}), **explicit, **more_policy}
     retry_policy = RetryPolicy(**fields)
     handler = RetryHandler(retry_policy, agent_name=agent_name)
     logger.info(

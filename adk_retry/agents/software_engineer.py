@@ -9,6 +9,31 @@ retry callbacks of this library.
 The tools are the methods of :class:`SoftwareEngineerTools`; they can be used on
 their own, for example to give them to another agent.
 
+Why not ADK's own tools (checked on google-adk 2.3.0 and 2.13.0; the reasons are
+pinned by ``tests/agents/test_adk_tools.py``, so a change in ADK shows there):
+
+- ``tools.bash_tool.ExecuteBashTool`` (with ``BashToolPolicy``) asks the user to
+  confirm every command, with no way to turn that off: an unattended run stops
+  at the first command, which never runs. Besides, its default policy allows
+  every program; on 2.3 the allow-list is a string prefix (``"ls"`` admits
+  ``lsof``); it waits for pipes that a background grandchild holds, so a
+  program that exits at once is reported as timed out and its output lost; it
+  does not cap the output and lets the program read the agent's stdin.
+- ``tools.environment.EnvironmentToolset`` with ``environment.LocalEnvironment``
+  is experimental (it warns so) and changed between 2.3 and 2.13. Its
+  ``Execute`` runs the command through ``/bin/sh`` with no allow-list and it
+  always offers ``Execute``, ``WriteFile`` and ``EditFile``, and its
+  instruction tells the model to chain commands with ``&&``. On 2.3
+  ``LocalEnvironment`` does not confine paths at all (``..`` and absolute paths
+  reach any file) and ``ReadFile`` with a line range shells out to
+  ``cat -n | sed``. Where it is confined (2.13) it reads whole files into
+  memory, numbers the lines it returns, and ``EditFile`` counts only
+  non-overlapping matches: a different contract from the tools below.
+- ``code_executors``: ``UnsafeLocalCodeExecutor`` runs model-written Python
+  with no confinement; the others need Gemini, Docker, GKE or Vertex AI.
+
+ADK has no tools to list or search files.
+
 Example:
     >>> agent = create_enhanced_software_engineer_agent(  # doctest: +SKIP
     ...     "openai/gpt-4o-mini", workspace="/path/to/repo", allow_write=True
@@ -19,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import itertools
 import os
 import re
@@ -49,57 +75,24 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "openai/gpt-4o-mini"
-"""LiteLLM model used when neither ``model`` nor ``$ADK_RETRY_MODEL`` is given.
-
-Example:
-    >>> DEFAULT_MODEL
-    'openai/gpt-4o-mini'
-"""
+"""LiteLLM model used when neither ``model`` nor ``$ADK_RETRY_MODEL`` is given."""
 
 MODEL_ENV_VAR = "ADK_RETRY_MODEL"
-"""Environment variable naming the default LiteLLM model, e.g. ``anthropic/claude-sonnet-4-5``.
+"""Environment variable naming the default LiteLLM model, e.g. ``anthropic/claude-sonnet-4-5``."""
 
-Example:
-    >>> MODEL_ENV_VAR
-    'ADK_RETRY_MODEL'
-"""
-
-DEFAULT_ALLOWED_COMMANDS: tuple[str, ...] = (
-    "ls",
-    "cat",
-    "git",
-    "python",
-    "python3",
-    "pytest",
-    "ruff",
-    "grep",
-)
+DEFAULT_ALLOWED_COMMANDS: tuple[str, ...] = ("ls", "cat", "git", "python", "python3", "pytest", "ruff", "grep")
 """Programs ``run_command`` may start when commands are enabled.
 
 This limits which program runs, not what it does: ``python``, ``pytest`` and
 ``git`` can run arbitrary code in the workspace. Enable commands only where the
 model may do that.
-
-Example:
-    >>> "pytest" in DEFAULT_ALLOWED_COMMANDS
-    True
 """
 
 MAX_READ_CHARS = 64 * 1024
-"""Most characters ``read_file`` returns in one call.
-
-Example:
-    >>> MAX_READ_CHARS
-    65536
-"""
+"""Most characters ``read_file`` returns in one call."""
 
 MAX_COMMAND_OUTPUT_CHARS = 16 * 1024
-"""Most characters of stdout, and of stderr, that ``run_command`` returns.
-
-Example:
-    >>> MAX_COMMAND_OUTPUT_CHARS
-    16384
-"""
+"""Most characters of stdout, and of stderr, that ``run_command`` returns."""
 
 # Hard ceilings for the sizes the model asks for, so one call cannot flood the context.
 _MAX_LIST_ENTRIES = 1000
@@ -182,14 +175,22 @@ def _cap_text(text: str, limit: int) -> tuple[str, bool]:
     return cap.result()
 
 
-def _guarded(tool: Callable[_P, ToolResult], *args: _P.args, **kwargs: _P.kwargs) -> ToolResult:
-    """Run a tool body, turning a refused path or an OS failure into an error result."""
-    try:
-        return tool(*args, **kwargs)
-    except WorkspaceError as exc:
-        return _error(str(exc))
-    except OSError as exc:
-        return _error(f"{type(exc).__name__}: {exc.strerror or exc}")
+def _refusals_as_results(tool: Callable[_P, ToolResult]) -> Callable[_P, ToolResult]:
+    """Make a tool return a refused path or an OS failure as an error result, so the run goes on.
+
+    ``functools.wraps`` keeps the name, signature and docstring ADK declares to the model.
+    """
+
+    @functools.wraps(tool)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> ToolResult:
+        try:
+            return tool(*args, **kwargs)
+        except WorkspaceError as exc:
+            return _error(str(exc))
+        except OSError as exc:
+            return _error(f"{type(exc).__name__}: {exc.strerror or exc}")
+
+    return guarded
 
 
 def _is_binary(path: Path) -> bool:
@@ -336,6 +337,7 @@ class SoftwareEngineerTools:
 
     # --- reading ------------------------------------------------------------
 
+    @_refusals_as_results
     def list_files(self, path: str = ".", recursive: bool = False, max_entries: int = 200) -> ToolResult:
         """List the files and directories in a workspace directory.
 
@@ -357,9 +359,6 @@ class SoftwareEngineerTools:
         Example:
             list_files(path="src", recursive=True)
         """
-        return _guarded(self._list_files, path, recursive, max_entries)
-
-    def _list_files(self, path: str, recursive: bool, max_entries: int) -> ToolResult:
         limit = min(max(max_entries, 1), _MAX_LIST_ENTRIES)
         top = self.workspace.resolve(path)
         if not top.is_dir():
@@ -375,6 +374,7 @@ class SoftwareEngineerTools:
             "truncated": len(found) > limit,
         }
 
+    @_refusals_as_results
     def read_file(self, path: str, start_line: int = 1, end_line: int | None = None) -> ToolResult:
         """Read a text file, or a range of its lines.
 
@@ -395,9 +395,6 @@ class SoftwareEngineerTools:
         Example:
             read_file(path="src/app.py", start_line=40, end_line=80)
         """
-        return _guarded(self._read_file, path, start_line, end_line)
-
-    def _read_file(self, path: str, start_line: int, end_line: int | None) -> ToolResult:
         if start_line < 1:
             return _error(f"start_line must be 1 or more, got {start_line}")
         if end_line is not None and end_line < start_line:
@@ -446,6 +443,7 @@ class SoftwareEngineerTools:
             result["note"] = f"output limited to {MAX_READ_CHARS} characters"
         return result
 
+    @_refusals_as_results
     def search_files(self, pattern: str, path: str = ".", max_results: int = 50) -> ToolResult:
         """Search text files for lines matching a regular expression (Python syntax).
 
@@ -467,9 +465,6 @@ class SoftwareEngineerTools:
         Example:
             search_files(pattern="class \\w+Error", path="src")
         """
-        return _guarded(self._search_files, pattern, path, max_results)
-
-    def _search_files(self, pattern: str, path: str, max_results: int) -> ToolResult:
         try:
             regex = re.compile(pattern)
         except re.error as exc:
@@ -512,6 +507,7 @@ class SoftwareEngineerTools:
 
     # --- writing ------------------------------------------------------------
 
+    @_refusals_as_results
     def write_file(self, path: str, content: str) -> ToolResult:
         """Create or overwrite a file with the given content.
 
@@ -529,9 +525,6 @@ class SoftwareEngineerTools:
         Example:
             write_file(path="tests/test_parser.py", content="def test_empty(): ...\\n")
         """
-        return _guarded(self._write_file, path, content)
-
-    def _write_file(self, path: str, content: str) -> ToolResult:
         if not self.allow_write:
             return _error("writing files is disabled for this agent (allow_write=False)")
         file = self.workspace.resolve(path)
@@ -543,6 +536,7 @@ class SoftwareEngineerTools:
             handle.write(content)
         return {"status": "ok", "path": self.workspace.relative(file), "created": created, "characters": len(content)}
 
+    @_refusals_as_results
     def edit_file(self, path: str, old_text: str, new_text: str) -> ToolResult:
         """Replace one exact piece of text in a file.
 
@@ -562,9 +556,6 @@ class SoftwareEngineerTools:
         Example:
             edit_file(path="src/app.py", old_text="    return a - b\\n", new_text="    return a + b\\n")
         """
-        return _guarded(self._edit_file, path, old_text, new_text)
-
-    def _edit_file(self, path: str, old_text: str, new_text: str) -> ToolResult:
         if not self.allow_write:
             return _error("editing files is disabled for this agent (allow_write=False)")
         if not old_text:
@@ -608,6 +599,8 @@ class SoftwareEngineerTools:
         Example:
             run_command(command="git diff --stat")
         """
+        # Not ADK's ExecuteBashTool (it asks a human to confirm every command) nor
+        # LocalEnvironment.execute (it runs /bin/sh): see the module docstring.
         if not self.allow_commands:
             return _error("running commands is disabled for this agent (allow_commands=False)")
         try:

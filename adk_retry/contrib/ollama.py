@@ -54,6 +54,7 @@ from typing import Any, Final
 
 import aiohttp
 
+from adk_retry.core._checks import require_callable, require_seconds, require_type
 from adk_retry.core._rules import ErrorRule, RecoveryContext
 from adk_retry.observability._log import describe, get_logger
 
@@ -181,24 +182,23 @@ class OllamaOOMRecovery:
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
         request_timeout: float = 5.0,
     ) -> None:
-        if api_base is not None and not api_base.strip():
-            raise ValueError("api_base must not be empty")
-        if fallback_model is not None and not fallback_model.strip():
-            raise ValueError("fallback_model must not be empty")
-        if not settle_timeout >= 0.0:
-            raise ValueError(f"settle_timeout must be >= 0, got {settle_timeout!r}")
-        if not poll_interval > 0.0:
-            raise ValueError(f"poll_interval must be > 0, got {poll_interval!r}")
-        if not request_timeout > 0.0:
-            raise ValueError(f"request_timeout must be > 0, got {request_timeout!r}")
+        owner = "OllamaOOMRecovery"
+        for name, text in (("api_base", api_base), ("fallback_model", fallback_model)):
+            require_type(owner, name, text, str, optional=True)
+            if text is not None and not text.strip():
+                raise ValueError(f"{owner}: {name} must not be empty")
+        # "no" or 0 would read as a setting; only a bool says what is meant.
+        require_type(owner, "unload_others", unload_others, bool)
+        require_type(owner, "unload_self", unload_self, bool)
+        require_callable(owner, "session_factory", session_factory, arguments=0)
         self.api_base = None if api_base is None else _clean_base(api_base)
         self.fallback_model = fallback_model
         self.unload_others = unload_others
         self.unload_self = unload_self
-        self.settle_timeout = float(settle_timeout)
-        self.poll_interval = float(poll_interval)
+        self.settle_timeout = require_seconds(owner, "settle_timeout", settle_timeout, zero_ok=True)
+        self.poll_interval = require_seconds(owner, "poll_interval", poll_interval, zero_ok=False)
         self.session_factory = session_factory
-        self.request_timeout = float(request_timeout)
+        self.request_timeout = require_seconds(owner, "request_timeout", request_timeout, zero_ok=False)
 
     def __repr__(self) -> str:
         return (

@@ -43,4 +43,4 @@ class CircuitBreaker(BaseModel):
     cooldown: float = Field(default=30.0, gt=0.0, allow_inf_nan=False)
     probe_timeout: float = Field(default=60.0, gt=0.0, allow_inf_nan=False)
     scope: Scope = "model"
-    key: str | None = None
+    key: str | None = Field(default=None, min_length=1)

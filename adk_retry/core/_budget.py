@@ -47,4 +47,4 @@ class RetryBudget(BaseModel):
     max_tokens: float = Field(default=10.0, ge=1.0, allow_inf_nan=False)
     token_ratio: float = Field(default=0.1, gt=0.0, le=1.0)
     scope: Scope = "model"
-    key: str | None = None
+    key: str | None = Field(default=None, min_length=1)

@@ -13,8 +13,8 @@ naming the field, never later as a hang or a silent default::
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
@@ -23,12 +23,23 @@ from adk_retry.core import _empty as classify
 from adk_retry.core._backoff import Backoff, base_delay_for, jittered
 from adk_retry.core._breaker import CircuitBreaker
 from adk_retry.core._budget import RetryBudget
+from adk_retry.core._checks import is_async_callable, require_callable
 from adk_retry.core._events import Hook
 from adk_retry.core._plan import Plan
 from adk_retry.core._rules import ErrorRule, Recovery
 from adk_retry.core._store import StateStore
 
-__all__ = ["TRANSIENT", "LogTemplates", "Predicate", "RetryOn", "RetryPolicy", "StreamMode"]
+__all__ = [
+    "POLICY_PRESETS",
+    "TRANSIENT",
+    "LogTemplates",
+    "PolicyLike",
+    "Predicate",
+    "RetryOn",
+    "RetryPolicy",
+    "StreamMode",
+    "as_policy",
+]
 
 Predicate: TypeAlias = Callable[[BaseException], bool]
 """A function that says whether an exception is worth another attempt."""
@@ -67,15 +78,59 @@ See :mod:`adk_retry.core._transient`."""
 PRESET_NAMES = ("all", "default", TRANSIENT)
 
 
+# The fields each template is formatted with (see adk_retry.engine._loop), and a
+# sample of each, to try a template on when it is written.
+_SAMPLE_FIELDS: dict[str, Any] = {
+    "agent": "agent",
+    "attempt": 1,
+    "max_attempts": 4,
+    "attempts": 4,
+    "delay": 1.0,
+    "error": "error",
+    "error_type": "ValueError",
+    "reason": "backoff",
+}
+_ATTEMPT = ("agent", "attempt", "max_attempts")
+_FAILURE = (*_ATTEMPT, "error", "error_type", "reason")
+_TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "retrying": (*_FAILURE, "delay"),
+    "succeeded": _ATTEMPT,
+    "gave_up": (*_FAILURE, "attempts"),
+    "hinted": (*_FAILURE, "delay"),
+}
+# "{agent}": str.format style, which %-formatting would print as it stands.
+_BRACE_FIELD = re.compile(r"\{(\w+)(?:[!:][^{}]*)?\}")
+
+
+class _Unnamed(Exception):
+    """A template converted the whole field mapping: a ``%s`` without ``(name)``."""
+
+
+class _Fields(dict[str, Any]):
+    """The sample fields; ``"100% sure" % fields`` would print the mapping itself ("% s"), so that raises."""
+
+    def __str__(self) -> str:
+        raise _Unnamed
+
+    __repr__ = __str__
+
+
 class LogTemplates(BaseModel):
     """The log lines a policy writes, as ``%``-style templates over named fields.
 
-    Fields available: ``agent``, ``attempt``, ``max_attempts``, ``attempts``,
-    ``delay``, ``error``, ``error_type``, ``reason``. Each template is a tuple:
-    one log record per line (SwarmSDK logs two lines per retry). ``hinted``
-    is logged (INFO) when a server hint such as ``Retry-After`` set the delay,
-    ``gave_up`` carries the reason in ``extra`` (attempts exhausted, deadline,
-    retry budget exhausted, circuit open, hint over ``max_hint_delay``).
+    Fields available: ``agent``, ``attempt``, ``max_attempts`` in every
+    template; ``error``, ``error_type`` and ``reason`` in ``retrying``,
+    ``hinted`` and ``gave_up``; ``delay`` in ``retrying`` and ``hinted``;
+    ``attempts`` in ``gave_up``. Each template is a tuple: one log record per
+    line (SwarmSDK logs two lines per retry). ``hinted`` is logged (INFO)
+    when a server hint such as ``Retry-After`` set the delay, ``gave_up``
+    carries the reason in ``extra`` (attempts exhausted, deadline, retry
+    budget exhausted, circuit open, hint over ``max_hint_delay``).
+
+    A template that would fail when logged (an unknown field such as
+    ``%(agnet)s``, a bad conversion, a lone ``%``) or that uses
+    ``{field}`` (``str.format`` style, which would be logged as written) is
+    refused here, as a ``ValidationError`` naming the template.
 
     Example:
         >>> LogTemplates().succeeded
@@ -91,6 +146,32 @@ class LogTemplates(BaseModel):
     succeeded: tuple[str, ...] = ("[%(agent)s] Model request succeeded on attempt %(attempt)d",)
     gave_up: tuple[str, ...] = ("[%(agent)s] Model request failed after %(attempts)d attempts: %(error)s",)
     hinted: tuple[str, ...] = ("[%(agent)s] Retry delay set by the server: %(reason)s",)
+
+    @field_validator("retrying", "succeeded", "gave_up", "hinted")
+    @classmethod
+    def _check_templates(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        assert info.field_name is not None
+        known = _TEMPLATE_FIELDS[info.field_name]
+        sample = _Fields({name: _SAMPLE_FIELDS[name] for name in known})
+        for template in value:
+            braced = _BRACE_FIELD.search(template)
+            if braced is not None:
+                raise ValueError(
+                    f"{template!r} uses {braced.group(0)}; templates are %-style: write %({braced.group(1)})s"
+                )
+            try:
+                template % sample
+            except KeyError as missing:
+                raise ValueError(
+                    f"{template!r} uses unknown field {missing.args[0]!r}; known fields: {', '.join(known)}"
+                ) from None
+            except _Unnamed:
+                raise ValueError(
+                    f"{template!r} has a conversion without a field name (write %(agent)s, and %% for a percent sign)"
+                ) from None
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{template!r} cannot be formatted: {error}") from None
+        return value
 
 
 class RetryPolicy(BaseModel):
@@ -198,14 +279,17 @@ class RetryPolicy(BaseModel):
                     raise ValueError(f"{item.__name__} is not an exception type")
             elif not callable(item):
                 raise ValueError(f"{item!r} is neither a preset, an exception type nor a predicate")
+            else:
+                # Called with the failure: one that cannot take it would raise in its place.
+                require_callable("RetryPolicy", "retry_on", item, arguments=1, error=ValueError)
         return items if isinstance(value, (list, tuple)) else value
 
     @field_validator("hooks")
     @classmethod
     def _check_hooks(cls, value: tuple[Hook, ...]) -> tuple[Hook, ...]:
         for hook in value:
-            call = hook if inspect.isfunction(hook) or inspect.ismethod(hook) else type(hook).__call__
-            if inspect.iscoroutinefunction(call):
+            require_callable("RetryPolicy", "hooks", hook, arguments=1, error=ValueError)
+            if is_async_callable(hook):
                 # It would be called and never awaited: the event silently lost.
                 raise ValueError(f"hooks are called synchronously; {hook!r} is a coroutine function")
         return value
@@ -391,3 +475,48 @@ def _compile(retry_on: RetryOn) -> Predicate:
         return predicates[0]
     checks = tuple(predicates)
     return lambda exc: any(check(exc) for check in checks)
+
+
+POLICY_PRESETS = ("adk_seed", "transient", "codeworm", "swarm_sdk")
+"""The preset names :func:`as_policy` accepts: each :class:`RetryPolicy` classmethod of that name."""
+
+PolicyLike: TypeAlias = RetryPolicy | str | Mapping[str, Any] | None
+"""What ``RetryPlugin`` and ``RetryHandler`` take as a policy: a :class:`RetryPolicy`,
+a preset name (``"transient"``), a mapping of fields (``{"max_retries": 5}``), or None
+(the default policy)."""
+
+
+def as_policy(policy: PolicyLike, *, owner: str = "policy") -> RetryPolicy:
+    """The :class:`RetryPolicy` that ``policy`` stands for; anything else fails here.
+
+    ``owner`` names the caller in the error. A mapping is validated as
+    ``RetryPolicy(**mapping)`` is (a ``ValidationError`` naming the field);
+    an unknown preset name is a ``ValueError`` listing the known ones; any
+    other type is a ``TypeError``.
+
+    Example:
+        >>> as_policy("transient") == RetryPolicy.transient()
+        True
+        >>> as_policy({"max_retries": 5}).max_retries
+        5
+        >>> as_policy(None) == RetryPolicy()
+        True
+    """
+    if policy is None:
+        return RetryPolicy()
+    if isinstance(policy, RetryPolicy):
+        return policy
+    if isinstance(policy, str):
+        if policy not in POLICY_PRESETS:
+            raise ValueError(
+                f"{owner}: unknown policy preset {policy!r}; expected one of {', '.join(POLICY_PRESETS)}"
+                " (or a RetryPolicy, or a dict of its fields)"
+            )
+        preset: Callable[[], RetryPolicy] = getattr(RetryPolicy, policy)
+        return preset()
+    if isinstance(policy, Mapping):
+        return RetryPolicy.model_validate(dict(policy))
+    raise TypeError(
+        f"{owner}: policy must be a RetryPolicy, a preset name ({', '.join(POLICY_PRESETS)}) "
+        f"or a dict of RetryPolicy fields, got {type(policy).__name__}: {policy!r}"
+    )

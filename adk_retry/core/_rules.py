@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from adk_retry.core._backoff import Backoff
+from adk_retry.core._checks import require_async, require_callable
 from adk_retry.core._transient import ERROR_CLASSES
 
 if TYPE_CHECKING:
@@ -68,7 +69,13 @@ class ErrorRule(BaseModel):
             still applies.
         backoff, base_delay, max_delay, backoff_multiplier: this class's
             schedule (None: the policy's).
-        recover: an async hook run before each retry of this class.
+        recover: an async hook ``(error, context)`` run before each retry of
+            this class; a plain (synchronous) function is refused, since it
+            would only fail when the first retry awaits it.
+
+    A predicate that cannot take the exception, ``max_delay`` below
+    ``base_delay``, or a synchronous ``recover`` fail here, as a
+    ``ValidationError`` naming the field.
 
     Example:
         >>> rule = ErrorRule(match="timeout", backoff="linear", base_delay=2.0, max_retries=2)
@@ -89,8 +96,27 @@ class ErrorRule(BaseModel):
     @field_validator("match")
     @classmethod
     def _check_match(cls, value: Any) -> Any:
-        if isinstance(value, str) and value not in ERROR_CLASSES:
-            raise ValueError(f"unknown error class {value!r}; expected one of {', '.join(ERROR_CLASSES)}")
+        if isinstance(value, str):
+            if value not in ERROR_CLASSES:
+                raise ValueError(f"unknown error class {value!r}; expected one of {', '.join(ERROR_CLASSES)}")
+        else:
+            # Called with the exception: a predicate that cannot take it would
+            # raise TypeError at the first failure, in place of that failure.
+            require_callable("ErrorRule", "match", value, arguments=1, error=ValueError)
+        return value
+
+    @field_validator("max_delay")
+    @classmethod
+    def _check_max_delay(cls, value: float | None, info: ValidationInfo) -> float | None:
+        base = info.data.get("base_delay")
+        if value is not None and base is not None and value < base:
+            raise ValueError(f"max_delay ({value}) must not be below base_delay ({base})")
+        return value
+
+    @field_validator("recover")
+    @classmethod
+    def _check_recover(cls, value: Any) -> Any:
+        require_async("ErrorRule", "recover", value, arguments=2, error=ValueError)
         return value
 
     def matches(self, exc: BaseException, error_class: str | None) -> bool:

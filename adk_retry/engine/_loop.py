@@ -25,10 +25,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from adk_retry.core import _clock as clock
+from adk_retry.core._checks import require_timing
 from adk_retry.core._decide import Failure, GiveUp, decide
 from adk_retry.core._errors import CircuitOpenError
 from adk_retry.core._events import EventKind, RetryEvent, global_hooks
-from adk_retry.core._policy import RetryPolicy
+from adk_retry.core._policy import PolicyLike, as_policy
 from adk_retry.core._rules import ErrorRule, RecoveryContext
 from adk_retry.guards._adaptive import failure_rates
 from adk_retry.guards._store import StateStore, default_store
@@ -63,7 +64,8 @@ class RetryHandler:
     and a cancellation during a backoff sleep ends the call at once.
 
     Args:
-        policy: the policy; ``RetryPolicy()`` (the seed's defaults) if None.
+        policy: the policy; ``RetryPolicy()`` (the seed's defaults) if None. A
+            preset name or a dict of fields works too (see :meth:`RetryPolicy.of <adk_retry.RetryPolicy>`).
         agent_name: the name put in log lines.
         sleep: awaited with each delay (default ``asyncio.sleep``).
         clock: a monotonic clock for deadlines (default ``time.monotonic``).
@@ -73,6 +75,7 @@ class RetryHandler:
 
     Example:
         >>> import asyncio
+        >>> from adk_retry import RetryPolicy
         >>> delays = []
         >>> async def fake_sleep(seconds): delays.append(seconds)
         >>> handler = RetryHandler(RetryPolicy(jitter=0), sleep=fake_sleep)
@@ -90,7 +93,7 @@ class RetryHandler:
 
     def __init__(
         self,
-        policy: RetryPolicy | None = None,
+        policy: PolicyLike = None,
         *,
         agent_name: str = "agent",
         sleep: clock.Sleep | None = None,
@@ -98,7 +101,11 @@ class RetryHandler:
         random: clock.Random | None = None,
         wall_clock: clock.Clock | None = None,
     ) -> None:
-        self.policy = policy = policy if policy is not None else RetryPolicy()
+        # Checked here, not at the first retry, where a mistake would replace the call's own error.
+        if not isinstance(agent_name, str):
+            raise TypeError(f"RetryHandler: agent_name must be a string, got {type(agent_name).__name__}")
+        require_timing("RetryHandler", sleep=sleep, clock=clock, random=random, wall_clock=wall_clock)
+        self.policy = policy = as_policy(policy, owner="RetryHandler")
         self.plan = policy.plan
         self.agent_name = agent_name
         self.sleep = sleep

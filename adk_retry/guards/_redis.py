@@ -43,6 +43,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("adk_retry.guards._redis needs the redis package: pip install 'adk-retry[redis]'") from exc
 
+from adk_retry.core._checks import require_seconds, require_type
 from adk_retry.guards._store import CircuitState, CircuitView, MemoryStore, StateStore
 from adk_retry.observability._log import describe, get_logger
 
@@ -230,15 +231,17 @@ class RedisStore:
         fallback: StateStore | None = None,
         recheck_after: float = 1.0,
     ) -> None:
-        if not ttl > 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
-        if not recheck_after >= 0:
-            raise ValueError(f"recheck_after must be zero or more seconds, got {recheck_after!r}")
+        if not callable(getattr(client, "register_script", None)):
+            hint = "; for a URL use RedisStore.from_url(...)" if isinstance(client, str) else ""
+            raise TypeError(f"RedisStore: client must be a redis.asyncio.Redis, got {type(client).__name__}{hint}")
+        require_type("RedisStore", "prefix", prefix, str)
+        if fallback is not None and not isinstance(fallback, StateStore):
+            raise TypeError(f"RedisStore: fallback must be a StateStore, got {type(fallback).__name__}: {fallback!r}")
         self.client = client
         self.prefix = prefix
-        self.ttl = float(ttl)
+        self.ttl = require_seconds("RedisStore", "ttl", ttl, zero_ok=False)
         self.fallback: StateStore = fallback if fallback is not None else MemoryStore()
-        self.recheck_after = float(recheck_after)
+        self.recheck_after = require_seconds("RedisStore", "recheck_after", recheck_after, zero_ok=True)
         self.degraded = False
         self._skip_until = 0.0  # monotonic time before which Redis is not tried
         self._failed_at = -math.inf  # monotonic time of the latest failure

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from adk_retry.core._checks import require_callable, require_seconds, require_type
 
 FaultKind = Literal[
     "answer",
@@ -73,6 +75,23 @@ class Fault:
     seconds: float = 0.0
     then: Fault | None = None
     fn: ReplyFn | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a fault the server could only fail on, mid-test, with a confusing error."""
+        if self.kind not in get_args(FaultKind):
+            raise ValueError(f"Fault: unknown kind {self.kind!r}; expected one of {', '.join(get_args(FaultKind))}")
+        if isinstance(self.status, bool) or not isinstance(self.status, int) or not 100 <= self.status <= 599:
+            raise ValueError(f"Fault: status must be an HTTP status code (100-599), got {self.status!r}")
+        chunks = self.chunks
+        if chunks is not None and (isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 0):
+            raise ValueError(f"Fault: chunks must be None or a whole number >= 0, got {self.chunks!r}")
+        require_seconds("Fault", "seconds", self.seconds, zero_ok=True)
+        require_type("Fault", "text", self.text, str, optional=True)
+        require_type("Fault", "tool", self.tool, ToolCall, optional=True)
+        require_type("Fault", "then", self.then, Fault, optional=True)
+        require_callable("Fault", "fn", self.fn, arguments=1)
+        if self.kind == "reply" and self.fn is None:
+            raise ValueError("Fault: a reply fault needs fn")
 
     def times(self, n: int) -> tuple[Fault, ...]:
         """Repeat this fault ``n`` times, for :meth:`FaultServer.push`.

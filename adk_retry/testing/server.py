@@ -76,7 +76,9 @@ class FaultServer:
 
             server = FaultServer(Fault.ok("first"), default=Fault.ok("later"))
         """
-        self.default = default
+        (self.default,) = _checked((default,))
+        if not isinstance(model_name, str) or not model_name:
+            raise TypeError(f"FaultServer: model_name must be a non-empty string, got {model_name!r}")
         self.model_name = model_name
         self._lock = threading.Lock()
         self._queue: deque[Fault] = deque(_checked(faults))

@@ -17,10 +17,11 @@ if TYPE_CHECKING:
     from google.adk.events.event import Event
     from google.adk.models.lite_llm import LiteLlm
     from google.adk.plugins.base_plugin import BasePlugin
+    from google.adk.runners import Runner
 
     from adk_retry.testing.faults import Fault
 
-__all__ = ["Turn", "example_model", "run_turn"]
+__all__ = ["Turn", "example_model", "run_turn", "run_turn_on"]
 
 
 @dataclass
@@ -56,25 +57,40 @@ async def run_turn(
         >>> # turn = await run_turn(agent, "list the files", streaming=True)
         >>> # turn.text
     """
-    from google.adk.agents.run_config import RunConfig, StreamingMode  # type: ignore[attr-defined,unused-ignore]
     from google.adk.runners import InMemoryRunner
-    from google.genai import types
 
     runner = InMemoryRunner(agent=agent, app_name=app_name, plugins=list(plugins))
     try:
-        session = await runner.session_service.create_session(app_name=app_name, user_id=user_id)
-        mode = StreamingMode.SSE if streaming else StreamingMode.NONE
-        events = [
-            event
-            async for event in runner.run_async(
-                user_id=user_id,
-                session_id=session.id,
-                new_message=types.Content(role="user", parts=[types.Part(text=message)]),
-                run_config=RunConfig(streaming_mode=mode),
-            )
-        ]
+        return await run_turn_on(runner, message, streaming=streaming, user_id=user_id)
     finally:
         await runner.close()
+
+
+async def run_turn_on(
+    runner: Runner, message: str = "hello", *, streaming: bool = False, user_id: str = "user"
+) -> Turn:
+    """Send ``message`` through an existing ``runner``, in a new session of its service.
+
+    The runner stays open (it is the caller's). :func:`run_turn` is this on
+    an ``InMemoryRunner`` of its own.
+
+    Example:
+        >>> # turn = await run_turn_on(InMemoryRunner(agent=agent, plugins=[RetryPlugin()]), "hi")
+    """
+    from google.adk.agents.run_config import RunConfig, StreamingMode  # type: ignore[attr-defined,unused-ignore]
+    from google.genai import types
+
+    session = await runner.session_service.create_session(app_name=runner.app_name, user_id=user_id)
+    mode = StreamingMode.SSE if streaming else StreamingMode.NONE
+    events = [
+        event
+        async for event in runner.run_async(
+            user_id=user_id,
+            session_id=session.id,
+            new_message=types.Content(role="user", parts=[types.Part(text=message)]),
+            run_config=RunConfig(streaming_mode=mode),
+        )
+    ]
     text = "".join(
         part.text
         for event in events
