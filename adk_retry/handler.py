@@ -254,7 +254,7 @@ class RetryCall:
         """How long the next attempt may take: ``attempt_timeout``, cut to what is left of ``timeout``."""
         limit = self.handler.policy.attempt_timeout
         if self.handler.timed:
-            left = max(0.0, self._time_left())
+            left = max(0.0, self.time_left())
             limit = left if limit is None else min(limit, left)
         return limit
 
@@ -326,7 +326,7 @@ class RetryCall:
         if policy.adaptive:
             delay = stretch(delay, failure_rates.get(self._key("rate", "model", None)))
         if policy.timeout is not None:
-            left = self._time_left()
+            left = self.time_left()
             if delay >= left:
                 return self._give_up(exc, kind, f"deadline: {max(left, 0.0):.2f}s left, retry needs {delay:.2f}s")
         if circuit_open and hint is None:
@@ -416,7 +416,7 @@ class RetryCall:
         if self.model_stats is not None:
             self._settle_model(success=False, error=error)
 
-    def _time_left(self) -> float:
+    def time_left(self) -> float:
         """Seconds left of the policy's total ``timeout`` (only asked when one is set)."""
         timeout = self.handler.policy.timeout
         assert timeout is not None

@@ -27,7 +27,7 @@ from adk_retry import layers
 from adk_retry.call_state import current_call
 from adk_retry.classify import is_empty_response
 from adk_retry.errors import EmptyResponseError
-from adk_retry.handler import RetryHandler
+from adk_retry.handler import RetryCall, RetryHandler
 from adk_retry.log import logger
 from adk_retry.snapshot import restore, take
 from adk_retry.stats import RetryStats
@@ -191,7 +191,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                 committed = False
                 responses = original(llm_request, stream)
                 try:
-                    source = responses if not handler.limited else _within(responses, call.attempt_limit(), hold_all)
+                    source = responses if not handler.limited else _within(responses, call, hold_all)
                     async for response in source:
                         if hold_all or (not committed and is_empty_response(response)):
                             held.append(response)
@@ -241,19 +241,23 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
 
 
 async def _within(
-    responses: AsyncGenerator[LlmResponse, None], seconds: float | None, whole: bool
+    responses: AsyncGenerator[LlmResponse, None], call: RetryCall, whole: bool
 ) -> AsyncGenerator[LlmResponse, None]:
-    """``responses`` under a time limit: the whole attempt when ``whole``, else until it answers.
+    """``responses`` under the call's time limits (only used when the policy sets one).
 
-    ``whole`` is for buffered attempts (nothing reaches the caller before the
-    attempt ends, so all of it can be bounded); a pass-through stream is
-    bounded until its first response with content, the empty ones before it
-    included. ``asyncio.timeout`` cancels the waiting attempt in place (no new
-    task), within one step of the caller's iteration, and the caller then
-    closes the model's generator, which closes its HTTP connection.
+    ``call.attempt_limit()`` (``attempt_timeout``, cut to what is left of
+    ``timeout``) bounds the whole attempt when ``whole``: buffered attempts,
+    where nothing reaches the caller before the attempt ends. A pass-through
+    stream is bounded by it until its first response with content, the empty
+    ones before it included; after that only the total ``timeout`` applies,
+    to each wait for the next chunk, so a stream that stalls mid-answer still
+    ends at the call's deadline. ``asyncio.timeout`` cancels the waiting
+    attempt in place (no new task), only while this generator waits on the
+    model, never while the caller handles a chunk; the model's generator
+    unwinds and the caller closes it, which closes its HTTP connection.
     """
     early: list[LlmResponse] = []
-    async with asyncio.timeout(seconds):
+    async with asyncio.timeout(call.attempt_limit()):
         if whole:
             early = [response async for response in responses]
         else:
@@ -263,9 +267,23 @@ async def _within(
                     break
     for response in early:
         yield response
-    if not whole:
+    if whole:
+        return
+    if not call.handler.timed:
+        # attempt_timeout only: nothing bounds the rest of the stream (its documented meaning).
         async for response in responses:
             yield response
+        return
+    # One deadline on the loop's clock for the rest of the stream; each wait gets a fresh
+    # timeout scope, because a scope held across a yield would fire inside the caller.
+    deadline = asyncio.get_running_loop().time() + max(0.0, call.time_left())
+    while True:
+        async with asyncio.timeout_at(deadline):
+            try:
+                response = await anext(responses)
+            except StopAsyncIteration:
+                return
+        yield response
 
 
 def resolve(agent: LlmAgent, *, at_call: bool = False) -> tuple[BaseLlm | None, bool]:
@@ -431,4 +449,3 @@ class _DeferredRetry:
         model, pin = resolve(agent, at_call=True)
         if model is not None:
             _attach(agent, handler, model, pin)
-

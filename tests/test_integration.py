@@ -419,3 +419,61 @@ async def test_a_consumer_closing_a_started_stream_counts_a_success():
     assert (await anext(stream)).content.parts[0].text == "one"
     await stream.aclose()
     assert (handler.stats.calls, handler.stats.successes, handler.stats.failures) == (1, 1, 0)
+
+
+class StallingLlm(BaseLlm):
+    """Streams one chunk, then waits forever (an Event nobody sets); records that its generator was closed."""
+
+    model: str = "stalling/model"
+
+    def model_post_init(self, context: Any, /) -> None:
+        object.__setattr__(self, "closed", 0)
+        object.__setattr__(self, "gap", None)
+
+    async def generate_content_async(self, llm_request: LlmRequest, stream: bool = False):
+        try:
+            yield said("first", partial=True)
+            if self.gap is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(self.gap)
+            yield said("first second")
+        finally:
+            object.__setattr__(self, "closed", self.closed + 1)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"timeout": 0.2}, {"timeout": 0.2, "attempt_timeout": 0.1}, {"timeout": 0.2, "attempt_timeout": 5.0}],
+    ids=["timeout", "attempt_timeout shorter", "attempt_timeout longer"],
+)
+async def test_the_total_timeout_ends_a_pass_through_stream_stalled_after_its_first_chunk(limits):
+    # Small real timeouts: this tests a deadline, not a backoff wait.
+    model = StallingLlm()
+    handler = RetryHandler(RetryPolicy(retry_on="transient", **limits), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    seen: list[str] = []
+
+    async def consume() -> None:
+        # The outer bound only guards against a hang (it raises TimeoutError too, hence the timing).
+        async with asyncio.timeout(5):
+            async for response in model.generate_content_async(request(), stream=True):
+                seen.append(response.content.parts[0].text)
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await consume()
+    assert asyncio.get_running_loop().time() - started < 1.0, "the 0.2 s deadline did not end the stall"
+    assert seen == ["first"]
+    assert model.closed == 1, "the model's generator (its HTTP stream) was not closed"
+    stats = handler.stats
+    assert (stats.attempts, stats.retries, stats.failures, stats.successes) == (1, 0, 1, 0)
+
+
+async def test_attempt_timeout_alone_does_not_cut_a_stream_after_its_first_chunk():
+    model = StallingLlm()
+    object.__setattr__(model, "gap", 0.3)
+    handler = RetryHandler(RetryPolicy(attempt_timeout=0.1), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    assert await collect(model, stream=True) == ["first", "first second"]  # type: ignore[arg-type]
+    assert (handler.stats.successes, handler.stats.failures) == (1, 0)
