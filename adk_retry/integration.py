@@ -334,6 +334,10 @@ def add_retry_capabilities_to_agent(agent: LlmAgent, retry_handler: RetryHandler
       pinned on the agent; :func:`remove_retry_capabilities` unpins it.
     - An agent with no model and no parent yet is not given ADK's default
       model: resolution waits for its first model call.
+    - A failed call leaves the agent as it was: a model that cannot be
+      resolved raises before anything changes, and a failure while wrapping
+      undoes what was done and puts back the retry the agent had before
+      (its previous handler, on its previous model), then re-raises.
 
     Example:
         >>> from google.adk.agents import LlmAgent
@@ -349,17 +353,23 @@ def add_retry_capabilities_to_agent(agent: LlmAgent, retry_handler: RetryHandler
         raise TypeError(f"add_retry_capabilities_to_agent needs an LlmAgent, got {type(agent).__name__}")
     if not isinstance(retry_handler, RetryHandler):
         raise TypeError(f"retry_handler must be a RetryHandler, got {type(retry_handler).__name__}")
-    if agent.__dict__.get("_retry_handler") is not None:
-        remove_retry_capabilities(agent)
-    object.__setattr__(agent, "_retry_handler", retry_handler)
+    # First, before anything changes: an unknown model name raises here.
     model, pin = resolve(agent)
-    if model is None:
-        deferred = _DeferredRetry(agent)
-        agent.before_model_callback = [deferred, *_callbacks(agent.before_model_callback)]
-        object.__setattr__(agent, "_original_generate_content_async", None)
-        object.__setattr__(agent, "_retry_deferred", deferred)
-    else:
-        _attach(agent, retry_handler, model, pin)
+    state = agent.__dict__
+    previous: RetryHandler | None = state.get("_retry_handler")
+    if previous is not None:
+        old_model: BaseLlm | None = state.get("_retry_model")
+        old_pin = "_retry_unpinned_model" in state
+        if old_pin and model is old_model:
+            # The model pinned for the old handler: removing unpins it, attaching pins it again.
+            pin = True
+        remove_retry_capabilities(agent)
+    try:
+        _apply(agent, retry_handler, model, pin)
+    except BaseException:
+        if previous is not None:
+            _put_back(agent, previous, old_model, old_pin)
+        raise
     logger.info(
         "[%s] Retry capabilities integrated - model calls now include automatic retry with exponential backoff",
         agent.name,
@@ -368,17 +378,68 @@ def add_retry_capabilities_to_agent(agent: LlmAgent, retry_handler: RetryHandler
     return agent
 
 
+def _apply(agent: LlmAgent, handler: RetryHandler, model: BaseLlm | None, pin: bool) -> None:
+    """Put ``handler`` on ``agent``'s resolved ``model``, or defer it to the first call; all or nothing."""
+    if model is None:
+        deferred = _DeferredRetry(agent)
+        agent.before_model_callback = [deferred, *_callbacks(agent.before_model_callback)]
+        object.__setattr__(agent, "_original_generate_content_async", None)
+        object.__setattr__(agent, "_retry_deferred", deferred)
+    else:
+        _attach(agent, handler, model, pin)
+    # Last: an agent with a handler counts as covered (RetryPlugin skips it), so only once it is.
+    object.__setattr__(agent, "_retry_handler", handler)
+
+
+def _put_back(agent: LlmAgent, handler: RetryHandler, model: BaseLlm | None, pin: bool) -> None:
+    """Restore the retry a failed swap removed; if even that fails, the agent is left cleanly without."""
+    try:
+        _apply(agent, handler, model, pin)
+    except Exception:  # the swap's own error is the one the caller must get
+        logger.warning(
+            "[%s] Could not restore the previous retry after a failed add_retry_capabilities_to_agent; "
+            "the agent now has none",
+            agent.name,
+            exc_info=True,
+            extra={"agent": agent.name},
+        )
+
+
 def _attach(agent: LlmAgent, handler: RetryHandler, model: BaseLlm, pin: bool) -> None:
+    """Register ``handler`` on ``model``'s wrapper; undoes its own steps if one fails."""
     retry = install(model)
+    displaced = retry.handlers.get(agent.name)
     retry.handlers[agent.name] = handler
-    own_lower_retries(retry, handler)
-    if handler.owns_lower:
-        layers.warn_about_agent(agent)
+    try:
+        own_lower_retries(retry, handler)
+        if handler.owns_lower:
+            layers.warn_about_agent(agent)
+        if pin:
+            unpinned = agent.model
+            agent.model = model
+    except BaseException:
+        _release(retry, agent.name, handler, displaced)
+        raise
     if pin:
-        object.__setattr__(agent, "_retry_unpinned_model", agent.model)
-        agent.model = model
+        object.__setattr__(agent, "_retry_unpinned_model", unpinned)
     object.__setattr__(agent, "_original_generate_content_async", retry.original)
     object.__setattr__(agent, "_retry_model", model)
+
+
+def _release(retry: ModelRetry, name: str, handler: RetryHandler | None, displaced: RetryHandler | None = None) -> None:
+    """Take ``handler`` off ``retry``'s model for agent ``name``; unwrap the model once nobody uses it.
+
+    ``displaced``: the handler ``name`` had there before (a failed attach puts it back).
+    """
+    if retry.handlers.get(name) is handler:
+        if displaced is not None:
+            retry.handlers[name] = displaced
+        else:
+            del retry.handlers[name]
+    if handler is not None and handler not in retry.handlers.values():
+        disown_lower_retries(retry, handler)
+    if not retry.handlers and not retry.owners:
+        uninstall(retry)
 
 
 def remove_retry_capabilities(agent: LlmAgent) -> LlmAgent:
@@ -386,7 +447,8 @@ def remove_retry_capabilities(agent: LlmAgent) -> LlmAgent:
 
     The model's original method comes back once no other agent uses retry on
     it, a pinned model name is restored, and the agent's retry attributes are
-    removed. Calling it on an agent without retry does nothing.
+    removed. Calling it on an agent without retry does nothing; anything but
+    an ``LlmAgent`` raises ``TypeError``.
 
     Example:
         >>> from google.adk.agents import LlmAgent
@@ -397,18 +459,17 @@ def remove_retry_capabilities(agent: LlmAgent) -> LlmAgent:
         >>> agent.model.generate_content_async.__name__
         'generate_content_async'
     """
+    from google.adk.agents.llm_agent import LlmAgent
+
+    if not isinstance(agent, LlmAgent):
+        raise TypeError(f"remove_retry_capabilities needs an LlmAgent, got {type(agent).__name__}")
     state = agent.__dict__
     handler = state.get("_retry_handler")
     model = state.get("_retry_model")
     if model is not None:
         retry = installed(model)
         if retry is not None:
-            if retry.handlers.get(agent.name) is handler:
-                del retry.handlers[agent.name]
-            if handler is not None and handler not in retry.handlers.values():
-                disown_lower_retries(retry, handler)
-            if not retry.handlers and not retry.owners:
-                uninstall(retry)
+            _release(retry, agent.name, handler)
     if "_retry_unpinned_model" in state:
         agent.model = state["_retry_unpinned_model"]
     deferred = state.get("_retry_deferred")
