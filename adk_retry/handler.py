@@ -193,6 +193,7 @@ class RetryCall:
         "recovery",
         "rule_retries",
         "started",
+        "token",
     )
 
     def __init__(
@@ -214,6 +215,9 @@ class RetryCall:
         self.observer = observer
         self.recovery: tuple[ErrorRule, BaseException] | None = None
         self.rule_retries: dict[int, int] | None = None
+        # The budget bucket a token was taken from for a retry not yet started:
+        # given back if the call ends before that retry (see _abandon_retry).
+        self.token: str | None = None
         # Read the clock only when a deadline needs it: the success path stays free of it.
         self.started = (handler.clock or clock.default_clock)() if handler.timed else 0.0
         handler.stats.calls += 1
@@ -232,8 +236,9 @@ class RetryCall:
         """Count the retry about to be made (the first attempt is counted by the constructor).
 
         Counted here, not when it is decided: a call cancelled during its
-        backoff made no retry.
+        backoff made no retry. From here the retry's budget token is spent.
         """
+        self.token = None
         self.attempt += 1
         stats = self.handler.stats
         stats.attempts += 1
@@ -261,7 +266,7 @@ class RetryCall:
         """How long the next attempt may take: ``attempt_timeout``, cut to what is left of ``timeout``."""
         limit = self.handler.policy.attempt_timeout
         if self.handler.timed:
-            left = max(0.0, self._time_left())
+            left = max(0.0, self.time_left())
             limit = left if limit is None else min(limit, left)
         return limit
 
@@ -333,7 +338,7 @@ class RetryCall:
         if policy.adaptive:
             delay = stretch(delay, failure_rates.get(self._key("rate", "model", None)))
         if policy.timeout is not None:
-            left = self._time_left()
+            left = self.time_left()
             if delay >= left:
                 return self._give_up(exc, kind, f"deadline: {max(left, 0.0):.2f}s left, retry needs {delay:.2f}s")
         if circuit_open and hint is None:
@@ -346,6 +351,9 @@ class RetryCall:
                 stats.budget_denials += 1
                 self._event("budget_denied", error=exc, reason="retry budget exhausted", error_class=kind)
                 return self._give_up(exc, kind, "retry budget exhausted")
+            # Taken now, as the last check before the wait, so an empty bucket gives up
+            # without waiting; held (not spent) until the retry starts.
+            self.token = key
         if rule is not None:
             self._count_rule(rule)
             if rule.recover is not None:
@@ -379,10 +387,17 @@ class RetryCall:
             await self._count_failure(exc, error_class(exc), retry_after(exc))
 
     async def wait(self, delay: float) -> None:
-        """Wait ``delay`` seconds before the next attempt (not under ``no_waits``)."""
+        """Wait ``delay`` seconds before the next attempt (not under ``no_waits``).
+
+        A call cancelled here makes no retry: the budget token taken for it is given back.
+        """
         self.handler.stats.slept += delay
         if clock.waits_enabled():
-            await (self.handler.sleep or clock.default_sleep)(delay)
+            try:
+                await (self.handler.sleep or clock.default_sleep)(delay)
+            except BaseException:
+                await self._abandon_retry()
+                raise
 
     async def recover(self, llm_request: Any, model: Any = None) -> bool:
         """Run the recovery hook of the rule that scheduled this retry; True if one ran.
@@ -400,9 +415,23 @@ class RetryCall:
             await rule.recover(exc, context)
         except Exception as error:
             logger.warning("[%s] Recovery hook failed: %s", self.agent, describe(error), extra={"agent": self.agent})
+        except BaseException:
+            # Cancelled in the hook: the retry it prepared is not made.
+            await self._abandon_retry()
+            raise
         return True
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def _abandon_retry(self) -> None:
+        """The call ends before the retry it decided on: give back that retry's budget token."""
+        key, self.token = self.token, None
+        budget = self.handler.policy.budget
+        if key is not None and budget is not None:
+            try:
+                await self._store().refund(key, 1.0, max_tokens=budget.max_tokens)
+            except Exception:  # the call's own ending (a cancellation) is what must propagate
+                logger.warning("[%s] Could not give back a retry budget token", self.agent, exc_info=True)
 
     def _scheduled(self, rule: ErrorRule | None, u: float) -> float:
         policy = self.handler.policy
@@ -423,7 +452,7 @@ class RetryCall:
         if self.model_stats is not None:
             self._settle_model(success=False, error=error)
 
-    def _time_left(self) -> float:
+    def time_left(self) -> float:
         """Seconds left of the policy's total ``timeout`` (only asked when one is set)."""
         timeout = self.handler.policy.timeout
         assert timeout is not None
