@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-PLAIN_AGENT = '''
+PLAIN_AGENT = """
 import os
 
 from google.adk.agents import LlmAgent
@@ -37,7 +37,7 @@ root_agent = LlmAgent(
     model=LiteLlm(model="openai/fault-model", api_base=os.environ["ADK_RETRY_API_BASE"]),
     instruction="Answer briefly.",
 )
-'''
+"""
 
 
 @pytest.fixture
@@ -130,8 +130,11 @@ def test_extra_plugins_gives_a_plain_agent_retry(
 def test_without_the_plugin_the_empty_answer_is_not_retried(server, cli_env, plain_agents_dir):
     """The check above is not vacuous: with no plugin, ADK sends once and ends with no answer."""
     server.push(Fault.empty_choices(), Fault.ok("never sent"))
-    events = run_over_api_server(plain_agents_dir, "plain_agent")
-    assert "never sent" not in answer_text(events)
+    try:
+        text = answer_text(run_over_api_server(plain_agents_dir, "plain_agent"))  # ADK >= 2.4: empty, silently
+    except ValueError as error:  # ADK <= 2.3: LiteLlm raises on the missing message
+        text = str(error)
+    assert "never sent" not in text
     assert len(server.requests) == 1
 
 
@@ -143,6 +146,19 @@ def test_app_folder_retries_under_api_server(server, cli_env, retry_log):
     # The App's transient policy owns the retry: the OpenAI SDK's own is off, so 2 requests, not 3.
     assert len(server.requests) == 2
     assert any("ServiceUnavailableError" in line and "attempt 1/4" in line for line in messages(retry_log))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="two RetryPlugins on one app: the later (default policy) replaces the App's (transient) on each call; "
+    "needs the first-wins check proposed for RetryPlugin.before_model_callback",
+)
+def test_extra_plugins_beside_an_apps_own_plugin_keeps_the_apps_policy(server, cli_env, retry_log):
+    server.push(Fault.http_error(503), Fault.ok("The App's policy still rules."))
+    with no_waits():
+        events = run_over_api_server(EXAMPLES, "retry_app", extra_plugins=["adk_retry.RetryPlugin"])
+    assert answer_text(events) == "The App's policy still rules."
+    assert len(server.requests) == 2
 
 
 def test_adk_run_on_the_app_folder_retries_and_logs_to_adks_log_file(server, cli_env, tmp_path):
