@@ -94,3 +94,41 @@ async def test_an_empty_budget_propagates_the_original_error_at_once(caplog):
 
 async def _no_sleep(seconds: float) -> None:
     return None
+
+
+async def test_a_call_cancelled_during_its_backoff_gives_its_token_back():
+    import asyncio
+
+    store = MemoryStore()
+    budget = RetryBudget(max_tokens=1, key="k")
+    sleeping = asyncio.Event()
+
+    async def stuck_sleep(seconds: float) -> None:
+        sleeping.set()
+        await asyncio.Event().wait()
+
+    cancelled = RetryHandler(RetryPolicy(retry_on="all", budget=budget, store=store), sleep=stuck_sleep)
+
+    async def down() -> str:
+        raise OSError("down")
+
+    task = asyncio.create_task(cancelled(down))
+    await sleeping.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.tokens("budget:key:k", max_tokens=1) == 1.0, "no retry was made: the token is back"
+    assert cancelled.stats.retries == 0
+
+    # The next call's retry is not refused for the retry that never happened.
+    nxt = RetryHandler(RetryPolicy(retry_on="all", budget=budget, store=store), sleep=_no_sleep)
+    outcomes = iter([OSError("blip"), "ok"])
+
+    async def blip() -> str:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert await nxt(blip) == "ok"
+    assert nxt.stats.budget_denials == 0

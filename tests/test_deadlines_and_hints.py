@@ -129,3 +129,37 @@ async def test_the_total_timeout_cuts_the_running_attempt_and_starts_no_late_ret
     assert time.monotonic() - started < 10
     assert handler.stats.attempts == 3
     assert handler.stats.retries == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("warm")
+async def test_the_total_timeout_ends_a_passed_through_stream_that_stalls_after_its_first_chunk(server, make_model):
+    import asyncio
+    import time
+
+    from google.adk.agents import LlmAgent
+
+    from adk_retry import add_retry_capabilities_to_agent
+    from adk_retry.testing.turns import run_turn
+
+    agent = LlmAgent(name="stalled", model=make_model())
+    # attempt_timeout bounds a stream only until its first chunk: here the chunk comes at once,
+    # so only the total deadline can end the stall.
+    policy = RetryPolicy(retry_on="transient", timeout=1.0, attempt_timeout=0.8)
+    handler = RetryHandler(policy, agent_name="stalled")
+    add_retry_capabilities_to_agent(agent, handler)
+    server.push(Fault.stall(after_chunks=1, seconds=30.0, text="one two three"))
+    started = time.monotonic()
+    # The outer bound only keeps a regression from hanging the suite.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(10):
+            await run_turn(agent, streaming=True)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + 2.0, f"the turn took {elapsed:.1f}s for a 1 s deadline"
+    assert len(server.requests) == 1, "output reached the caller: never retried"
+    for _ in range(100):  # the server notices the hang-up a moment later, in its own thread
+        if server.client_closes:
+            break
+        await asyncio.sleep(0.02)
+    assert server.client_closes == 1, "the HTTP connection was left open"
+    assert (handler.stats.failures, handler.stats.errors) == (1, {"TimeoutError": 1})

@@ -234,6 +234,24 @@ async def test_string_model_is_wrapped_where_adk_resolves_it(server):
     assert agent.model == "openai/fault-model"
 
 
+async def test_swapping_the_handler_of_a_string_model_keeps_one_wrapped_instance(server):
+    from google.adk.models.lite_llm import LiteLlm
+    from google.adk.models.registry import LLMRegistry
+
+    from adk_retry.adapter._wrap import installed
+
+    LLMRegistry.register(LiteLlm)
+    agent = LlmAgent(name="named", model="openai/fault-model")
+    add_retry_capabilities_to_agent(agent, RetryHandler(agent_name="named"))
+    second = RetryHandler(agent_name="named")
+    add_retry_capabilities_to_agent(agent, second)
+    resolved = agent.canonical_model
+    assert agent.canonical_model is resolved, "pinned (ADK 2.3) or cached (2.13): one instance"
+    assert installed(resolved).handlers == {"named": second}
+    remove_retry_capabilities(agent)
+    assert agent.model == "openai/fault-model"
+
+
 async def test_agent_without_model_or_parent_is_not_given_the_default(server, make_model):
     child = LlmAgent(name="child", instruction="hi")
     add_retry_capabilities_to_agent(child, RetryHandler(agent_name="child"))
@@ -419,3 +437,189 @@ async def test_a_consumer_closing_a_started_stream_counts_a_success():
     assert (await anext(stream)).content.parts[0].text == "one"
     await stream.aclose()
     assert (handler.stats.calls, handler.stats.successes, handler.stats.failures) == (1, 1, 0)
+
+
+class StallingLlm(BaseLlm):
+    """Streams one chunk, then waits forever (an Event nobody sets); records that its generator was closed."""
+
+    model: str = "stalling/model"
+
+    def model_post_init(self, context: Any, /) -> None:
+        object.__setattr__(self, "closed", 0)
+        object.__setattr__(self, "gap", None)
+
+    async def generate_content_async(self, llm_request: LlmRequest, stream: bool = False):
+        try:
+            yield said("first", partial=True)
+            if self.gap is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(self.gap)
+            yield said("first second")
+        finally:
+            object.__setattr__(self, "closed", self.closed + 1)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"timeout": 0.2}, {"timeout": 0.2, "attempt_timeout": 0.1}, {"timeout": 0.2, "attempt_timeout": 5.0}],
+    ids=["timeout", "attempt_timeout shorter", "attempt_timeout longer"],
+)
+async def test_the_total_timeout_ends_a_pass_through_stream_stalled_after_its_first_chunk(limits):
+    # Small real timeouts: this tests a deadline, not a backoff wait.
+    model = StallingLlm()
+    handler = RetryHandler(RetryPolicy(retry_on="transient", **limits), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    seen: list[str] = []
+
+    async def consume() -> None:
+        # The outer bound only guards against a hang (it raises TimeoutError too, hence the timing).
+        async with asyncio.timeout(5):
+            async for response in model.generate_content_async(request(), stream=True):
+                seen.append(response.content.parts[0].text)
+
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await consume()
+    assert asyncio.get_running_loop().time() - started < 1.0, "the 0.2 s deadline did not end the stall"
+    assert seen == ["first"]
+    assert model.closed == 1, "the model's generator (its HTTP stream) was not closed"
+    stats = handler.stats
+    assert (stats.attempts, stats.retries, stats.failures, stats.successes) == (1, 0, 1, 0)
+
+
+async def test_attempt_timeout_alone_does_not_cut_a_stream_after_its_first_chunk():
+    model = StallingLlm()
+    object.__setattr__(model, "gap", 0.3)
+    handler = RetryHandler(RetryPolicy(attempt_timeout=0.1), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    assert await collect(model, stream=True) == ["first", "first second"]  # type: ignore[arg-type]
+    assert (handler.stats.successes, handler.stats.failures) == (1, 0)
+
+
+# -- a failed add leaves nothing behind ----------------------------------------------------
+
+
+def retry_attributes(agent: LlmAgent) -> set[str]:
+    return {name for name in agent.__dict__ if name.startswith(("_retry", "_original_generate"))}
+
+
+def test_a_model_that_cannot_be_resolved_leaves_the_agent_untouched():
+    agent = LlmAgent(name="unknown", model="no-such-provider-xyz/some-model")
+    callbacks_before = agent.before_model_callback
+    with pytest.raises(ValueError, match="no-such-provider-xyz"):
+        add_retry_capabilities_to_agent(agent, RetryHandler(agent_name="unknown"))
+    assert not hasattr(agent, "_retry_handler"), "the seed's asserts would pass on an agent without retry"
+    assert retry_attributes(agent) == set()
+    assert agent.model == "no-such-provider-xyz/some-model"
+    assert agent.before_model_callback == callbacks_before
+
+
+def failing_attach(monkeypatch: pytest.MonkeyPatch, doomed: RetryHandler) -> None:
+    """Attaching ``doomed`` fails half-way (the model already wrapped); other handlers attach as usual."""
+    import adk_retry.adapter._attach as integration
+
+    real = integration.own_lower_retries
+
+    def boom(retry: Any, handler: RetryHandler) -> None:
+        if handler is doomed:
+            raise RuntimeError("cannot turn off the layers below")
+        real(retry, handler)
+
+    monkeypatch.setattr(integration, "own_lower_retries", boom)
+
+
+def test_a_failure_while_wrapping_undoes_the_wrapping(monkeypatch):
+    from adk_retry.adapter._wrap import installed
+
+    model = ScriptedLlm()
+    agent = LlmAgent(name="edge", model=model)
+    new = RetryHandler(agent_name="edge")
+    failing_attach(monkeypatch, new)
+    with pytest.raises(RuntimeError, match="cannot turn off"):
+        add_retry_capabilities_to_agent(agent, new)
+    assert retry_attributes(agent) == set()
+    assert installed(model) is None
+    assert "generate_content_async" not in model.__dict__
+
+
+async def test_a_failed_swap_puts_the_previous_retry_back(monkeypatch):
+    from adk_retry.adapter._wrap import installed
+
+    model = ScriptedLlm()
+    agent = LlmAgent(name="edge", model=model)
+    old = RetryHandler(RetryPolicy(retry_on="all"), agent_name="edge")
+    add_retry_capabilities_to_agent(agent, old)
+    new = RetryHandler(agent_name="edge")
+    failing_attach(monkeypatch, new)
+    with pytest.raises(RuntimeError, match="cannot turn off"):
+        add_retry_capabilities_to_agent(agent, new)
+    monkeypatch.undo()
+    assert agent._retry_handler is old
+    retry = installed(model)
+    assert retry is not None
+    assert retry.handlers == {"edge": old}
+    assert retry.owners == {old}, "the old handler still owns the layers below"
+    model.scripts.extend([[ConnectionError("down")], [said("back")]])
+    with no_waits():
+        assert await collect(model) == ["back"]
+    assert old.stats.retries == 1
+
+
+def test_a_swap_to_a_model_that_cannot_be_resolved_changes_nothing():
+    from adk_retry.adapter._wrap import installed
+
+    model = ScriptedLlm()
+    agent = LlmAgent(name="edge", model=model)
+    old = RetryHandler(agent_name="edge")
+    add_retry_capabilities_to_agent(agent, old)
+    before = dict(agent.__dict__)
+    agent.model = "no-such-provider-xyz/some-model"
+    with pytest.raises(ValueError, match="no-such-provider-xyz"):
+        add_retry_capabilities_to_agent(agent, RetryHandler(agent_name="edge"))
+    assert {k: agent.__dict__.get(k) for k in retry_attributes(agent)} == {
+        k: before[k] for k in before if k.startswith(("_retry", "_original_generate"))
+    }
+    assert installed(model).handlers == {"edge": old}
+
+
+@pytest.mark.parametrize("not_an_agent", [None, "agent", object()], ids=["None", "str", "object"])
+def test_remove_retry_capabilities_needs_an_llm_agent(not_an_agent):
+    with pytest.raises(TypeError, match="remove_retry_capabilities needs an LlmAgent, got"):
+        remove_retry_capabilities(not_an_agent)
+
+
+def test_remove_retry_capabilities_refuses_a_workflow_agent():
+    from google.adk.agents import SequentialAgent
+
+    with pytest.raises(TypeError, match="got SequentialAgent"):
+        remove_retry_capabilities(SequentialAgent(name="steps"))
+
+
+async def test_a_cancellation_while_the_deadline_guards_a_stream_stays_a_cancellation():
+    model = StallingLlm()
+    handler = RetryHandler(RetryPolicy(timeout=30.0), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in model.generate_content_async(request(), stream=True):
+            first.set()
+
+    task = asyncio.create_task(consume())
+    await first.wait()
+    await asyncio.sleep(0.01)  # now waiting for the stalled second chunk
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert model.closed == 1
+    assert (handler.stats.successes, handler.stats.failures, dict(handler.stats.errors)) == (0, 0, {})
+
+
+async def test_a_slow_stream_that_ends_before_the_deadline_is_an_answer():
+    model = StallingLlm()
+    object.__setattr__(model, "gap", 0.05)
+    handler = RetryHandler(RetryPolicy(timeout=5.0), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    assert await collect(model, stream=True) == ["first", "first second"]  # type: ignore[arg-type]
+    assert (handler.stats.successes, handler.stats.failures) == (1, 0)

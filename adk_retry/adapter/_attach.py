@@ -148,25 +148,57 @@ def add_retry_capabilities_to_agent(agent: LlmAgent, retry_handler: RetryHandler
         raise TypeError(f"add_retry_capabilities_to_agent needs an LlmAgent, got {type(agent).__name__}")
     if not isinstance(retry_handler, RetryHandler):
         raise TypeError(f"retry_handler must be a RetryHandler, got {type(retry_handler).__name__}")
-    # Resolve before touching anything: a model that cannot be resolved must
-    # leave no half-applied retry behind (the seed's asserts would pass on it).
+    # First, before anything changes: an unknown model name raises here (a
+    # half-applied retry would pass the seed's asserts and make the plugin skip the agent).
     model, pin = resolve(agent)
-    if agent.__dict__.get("_retry_handler") is not None:
+    state = agent.__dict__
+    previous: RetryHandler | None = state.get("_retry_handler")
+    old_model: BaseLlm | None = state.get("_retry_model")
+    old_pin = "_retry_unpinned_model" in state
+    if previous is not None:
+        if old_pin and model is old_model:
+            # The model pinned for the old handler: removing unpins it, attaching pins it again.
+            pin = True
         remove_retry_capabilities(agent)
-    if model is None:
-        deferred = _DeferredRetry(agent)
-        agent.before_model_callback = [deferred, *_callbacks(agent.before_model_callback)]
-        object.__setattr__(agent, "_original_generate_content_async", None)
-        object.__setattr__(agent, "_retry_deferred", deferred)
-    else:
-        _register(agent, retry_handler, _attach_model(agent, retry_handler, model, pin))
-    object.__setattr__(agent, "_retry_handler", retry_handler)
+    try:
+        _apply(agent, retry_handler, model, pin)
+    except BaseException:
+        if previous is not None:
+            _put_back(agent, previous, old_model, old_pin)
+        raise
     logger.info(
         "[%s] Retry capabilities integrated - model calls now include automatic retry with exponential backoff",
         agent.name,
         extra={"agent": agent.name},
     )
     return agent
+
+
+def _apply(agent: LlmAgent, handler: RetryHandler, model: BaseLlm | None, pin: bool) -> None:
+    """Put ``handler`` on ``agent``'s resolved ``model``, or defer it to the first call; all or nothing."""
+    if model is None:
+        deferred = _DeferredRetry(agent)
+        agent.before_model_callback = [deferred, *_callbacks(agent.before_model_callback)]
+        object.__setattr__(agent, "_original_generate_content_async", None)
+        object.__setattr__(agent, "_retry_deferred", deferred)
+    else:
+        _register(agent, handler, _attach_model(agent, handler, model, pin))
+    # Last: an agent with a handler counts as covered (RetryPlugin skips it), so only once it is.
+    object.__setattr__(agent, "_retry_handler", handler)
+
+
+def _put_back(agent: LlmAgent, handler: RetryHandler, model: BaseLlm | None, pin: bool) -> None:
+    """Restore the retry a failed swap removed; if even that fails, the agent is left cleanly without."""
+    try:
+        _apply(agent, handler, model, pin)
+    except Exception:  # the swap's own error is the one the caller must get
+        logger.warning(
+            "[%s] Could not restore the previous retry after a failed add_retry_capabilities_to_agent; "
+            "the agent now has none",
+            agent.name,
+            exc_info=True,
+            extra={"agent": agent.name},
+        )
 
 
 def _register(agent: LlmAgent, handler: RetryHandler, attached: Attached) -> None:

@@ -29,6 +29,7 @@ FaultKind = Literal[
     "delay",
     "malformed_json",
     "stream_cut",
+    "stall",
 ]
 """What the server does; ``"answer"`` covers ok, finish and tool-call replies."""
 
@@ -226,6 +227,25 @@ class Fault:
             Fault.stream_cut(after_chunks=1)
         """
         return cls("stream_cut", text=text, chunks=after_chunks)
+
+    @classmethod
+    def stall(
+        cls, after_chunks: int = 1, seconds: float = 3600.0, text: str = "this stream stalls mid-answer"
+    ) -> Fault:
+        """Stream the first ``after_chunks`` words of ``text``, send nothing for ``seconds``, then the rest.
+
+        The connection stays open during the stall (no keep-alive, no error):
+        the stream a stuck provider sends. If the client closes the connection
+        during the stall, :attr:`FaultServer.client_closes` counts it. A
+        non-streaming request waits ``seconds`` before the whole answer.
+
+        Example::
+
+            Fault.stall(after_chunks=1, seconds=30.0)
+        """
+        if after_chunks < 0 or seconds < 0:
+            raise ValueError(f"stall() needs after_chunks >= 0 and seconds >= 0, got {after_chunks}, {seconds}")
+        return cls("stall", text=text, chunks=after_chunks, seconds=seconds)
 
     @classmethod
     def tool_call(cls, name: str, arguments: dict[str, Any], *, call_id: str | None = None) -> Fault:

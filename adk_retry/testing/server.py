@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -85,6 +85,7 @@ class FaultServer:
         self._requests: list[_Json] = []
         self._headers: list[dict[str, str]] = []
         self._times: list[float] = []
+        self._client_closes = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -214,6 +215,7 @@ class FaultServer:
             self._requests.clear()
             self._headers.clear()
             self._times.clear()
+            self._client_closes = 0
 
     @property
     def pending(self) -> int:
@@ -258,6 +260,21 @@ class FaultServer:
         """
         with self._lock:
             return list(self._times)
+
+    @property
+    def client_closes(self) -> int:
+        """How many :meth:`Fault.stall` answers the client ended by closing the connection mid-stall.
+
+        Example::
+
+            assert server.client_closes == 1  # the caller gave up and hung up
+        """
+        with self._lock:
+            return self._client_closes
+
+    def _client_closed(self) -> None:
+        with self._lock:
+            self._client_closes += 1
 
     # -- server thread -----------------------------------------------------
 
@@ -323,7 +340,9 @@ class FaultServer:
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
             return await self._answer(request, body, fault.then or _DEFAULT_FAULT)
-        call = _Call(request=request, body=body, fault=fault, model=self.model_name)
+        call = _Call(
+            request=request, body=body, fault=fault, model=self.model_name, on_client_close=self._client_closed
+        )
         return await _ANSWERS[fault.kind](call)
 
 
@@ -338,8 +357,21 @@ class _Call:
     body: _Json
     fault: Fault
     model: str
+    on_client_close: Callable[[], None] = lambda: None
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex[:24]}")
     created: int = field(default_factory=lambda: int(time.time()))
+
+    async def stall(self, seconds: float) -> None:
+        """Send nothing for ``seconds``; report a client that hangs up meanwhile."""
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler when the client disconnects (the
+            # transport is gone or closing then) and when the server stops (it is not).
+            transport = self.request.transport
+            if transport is None or transport.is_closing():
+                self.on_client_close()
+            raise
 
     @property
     def streaming(self) -> bool:
@@ -462,6 +494,22 @@ async def _answer_stream_cut(call: _Call) -> web.StreamResponse:
     _drop_connection(call.request)
 
 
+async def _answer_stall(call: _Call) -> web.StreamResponse:
+    fault = call.fault
+    text, sent = fault.text or "", fault.chunks or 0
+    if not call.streaming:
+        await call.stall(fault.seconds)
+        return await _answer_message(replace(call, fault=Fault.ok(text)))
+    # One word per chunk, as for stream_cut, so the stall falls at a predictable place.
+    parts = _split(text, max(sent + 1, len(_WORD_BOUNDARY.split(text))))
+    events = [call.delta({"role": "assistant", "content": ""})]
+    events += [call.delta({"content": part}) for part in parts[:sent]]
+    response = await _send_stream(call.request, events, finish=False)
+    await call.stall(fault.seconds)
+    rest = [call.delta({"content": part}) for part in parts[sent:]]
+    return await _send_stream(call.request, [*rest, call.delta({}, finish_reason="stop")], response=response)
+
+
 _BROKEN_JSON = b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess'
 
 _ANSWERS: dict[FaultKind, Callable[[_Call], Awaitable[web.StreamResponse]]] = {
@@ -472,6 +520,7 @@ _ANSWERS: dict[FaultKind, Callable[[_Call], Awaitable[web.StreamResponse]]] = {
     "close_connection": _answer_close_connection,
     "malformed_json": _answer_malformed_json,
     "stream_cut": _answer_stream_cut,
+    "stall": _answer_stall,
 }
 
 
@@ -479,11 +528,19 @@ _ANSWERS: dict[FaultKind, Callable[[_Call], Awaitable[web.StreamResponse]]] = {
 
 
 async def _send_stream(
-    request: web.Request, events: Iterable[_Json | bytes], *, finish: bool = True
+    request: web.Request,
+    events: Iterable[_Json | bytes],
+    *,
+    finish: bool = True,
+    response: web.StreamResponse | None = None,
 ) -> web.StreamResponse:
-    """Write ``events`` as SSE ``data:`` lines; bytes are sent as they are."""
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
+    """Write ``events`` as SSE ``data:`` lines; bytes are sent as they are.
+
+    ``response``: a stream already started (by an earlier, unfinished call), to continue.
+    """
+    if response is None:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
     for event in events:
         data = event if isinstance(event, bytes) else json.dumps(event).encode()
         await response.write(b"data: " + data + b"\n\n")

@@ -430,3 +430,39 @@ def test_stop_is_idempotent_and_start_twice_fails() -> None:
     server.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.post(server.url + "/chat/completions", json={"messages": HELLO})
+
+
+async def test_stall_sends_its_first_chunks_then_nothing_until_the_stall_ends(server: FaultServer) -> None:
+    server.push(Fault.stall(after_chunks=1, seconds=0.3, text="one two three"))
+    client = openai.AsyncOpenAI(base_url=server.url, api_key=API_KEY, max_retries=0)
+    response = await client.chat.completions.create(model="fault-model", messages=HELLO, stream=True)
+    arrivals: list[tuple[float, str]] = []
+    async for chunk in response:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append((time.monotonic(), chunk.choices[0].delta.content))
+    await client.close()
+    assert [text for _, text in arrivals] == ["one ", "two ", "three"]
+    assert arrivals[1][0] - arrivals[0][0] >= 0.25, "the rest came before the stall ended"
+    assert server.client_closes == 0
+
+
+async def test_stall_counts_a_client_that_hangs_up_mid_stall(server: FaultServer) -> None:
+    server.push(Fault.stall(after_chunks=1, seconds=30.0))
+    client = openai.AsyncOpenAI(base_url=server.url, api_key=API_KEY, max_retries=0)
+    response = await client.chat.completions.create(model="fault-model", messages=HELLO, stream=True)
+    await anext(aiter(response))
+    await response.close()
+    await client.close()
+    for _ in range(100):
+        if server.client_closes:
+            break
+        await asyncio.sleep(0.02)
+    assert server.client_closes == 1
+
+
+async def test_stall_delays_a_whole_answer(server: FaultServer) -> None:
+    server.push(Fault.stall(seconds=0.2, text="all at once"))
+    started = time.monotonic()
+    answer = await complete(server)
+    assert time.monotonic() - started >= 0.15
+    assert answer.choices[0].message.content == "all at once"
