@@ -427,7 +427,6 @@ def _in_module(klass: type, prefix: str) -> bool:
     return module == prefix or module.startswith(prefix + ".")
 
 
-
 def _as_status(value: object) -> int | None:
     if isinstance(value, bool):
         return None

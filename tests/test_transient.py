@@ -329,8 +329,6 @@ assert retry_after(RuntimeError("try again in 2s")) == 2.0
 # -- raised for real through litellm over HTTP ------------------------------------------
 
 
-
-
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [
@@ -472,8 +470,6 @@ def test_the_family_is_httpx_and_httpx2_not_any_module_starting_with_httpx() -> 
 
 def test_openai_connection_error_over_httpx2_is_a_connection_failure() -> None:
     """openai 3.x's own errors keep their names; the cause in the chain is an httpx2 error."""
-    cause = httpx2_classes("ConnectError")[-1]("refused")
-    try:
-        raise litellm.exceptions.InternalServerError(message="Connection error.", llm_provider="openai", model="x") from cause
-    except litellm.exceptions.InternalServerError as exc:
-        assert error_class(exc) == CONNECTION
+    error = litellm.exceptions.InternalServerError(message="Connection error.", llm_provider="openai", model="x")
+    error.__cause__ = httpx2_classes("ConnectError")[-1]("refused")
+    assert error_class(error) == CONNECTION

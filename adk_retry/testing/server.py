@@ -463,7 +463,12 @@ async def _answer_stream_cut(call: _Call) -> web.StreamResponse:
 async def _answer_stream_unfinished(call: _Call) -> web.StreamResponse:
     text = call.fault.text or ""
     if not call.streaming:
-        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": None}
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": None,
+        }
         return web.json_response(call.completion([choice], text))
     # The opening role-only delta every provider sends, then the content, then
     # [DONE] and a clean end; no chunk ever carries a finish_reason.
