@@ -51,6 +51,10 @@ class AdkRetryError(Exception):
 class EmptyResponseError(AdkRetryError, ValueError):
     """The model answered with nothing: no text, no tool call, no error.
 
+    "Nothing" is google-adk's own rule (2.13 marks such an answer
+    ``MODEL_RETURNED_NO_CONTENT``): whitespace-only text and thought-only
+    parts are nothing too; see :func:`adk_retry.classify.is_empty_response`.
+
     It *is* a ``ValueError("No message in response")``, so code written for
     google-adk 2.3.0 (``except ValueError``) keeps working on newer versions
     that return an empty ``LlmResponse`` instead of raising.
