@@ -236,7 +236,7 @@ def _meaningful_rule() -> Callable[[LlmResponse], bool]:
                 has_meaningful_content as adk_rule,
             )
         except Exception:  # ADK 2.3 has no such module; a private path may also move
-            adk_rule = None
+            adk_rule = None  # type: ignore[assignment,unused-ignore]
         _meaningful = adk_rule if callable(adk_rule) else has_meaningful_content
     return _meaningful
 
@@ -265,11 +265,14 @@ def is_empty_response(response: LlmResponse) -> bool:
     if content is not None:
         parts = content.parts
         if parts:
-            # Real text first: it is what nearly every answer and chunk has, and it
-            # settles the question in ADK's rule too, without a second loop.
+            # Real text or a function call first: what nearly every answer and chunk
+            # has, and either settles the question in ADK's rule too.
             for part in parts:
                 text = part.text
-                if text and not text.isspace() and not part.thought:
+                if text:
+                    if not text.isspace() and not part.thought:
+                        return False
+                elif part.function_call is not None:
                     return False
             if (_meaningful or _meaningful_rule())(response):
                 return False
