@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from adk_retry.breaker import CircuitBreaker
 from adk_retry.budget import RetryBudget
 from adk_retry.callbacks import create_retry_callbacks
-from adk_retry.errors import AdkRetryError, CircuitOpenError, EmptyResponseError
+from adk_retry.errors import AdkRetryError, CircuitOpenError, EmptyResponseError, MalformedFunctionCallError
 from adk_retry.events import RetryEvent
 from adk_retry.handler import RetryHandler
 from adk_retry.integration import add_retry_capabilities_to_agent, remove_retry_capabilities
@@ -38,6 +38,7 @@ __all__ = [
     "EmptyResponseError",
     "ErrorRule",
     "LogTemplates",
+    "MalformedFunctionCallError",
     "MemoryStore",
     "Metrics",
     "RecoveryContext",

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from adk_retry import layers
 from adk_retry.call_state import current_call
-from adk_retry.classify import is_empty_response
-from adk_retry.errors import EmptyResponseError
+from adk_retry.classify import is_empty_response, is_malformed_function_call
+from adk_retry.errors import EmptyResponseError, MalformedFunctionCallError
 from adk_retry.handler import RetryCall, RetryHandler
 from adk_retry.log import logger
 from adk_retry.snapshot import restore, take
@@ -178,6 +178,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
             await call.admit()
         policy = handler.policy
         hold_all = not stream or handler.buffers_streams
+        check_malformed = policy.retry_malformed_function_calls
         saved = take(llm_request, config=retry.snapshot_config)
         # LiteLlm maps a request's retry_options onto litellm's num_retries for
         # that call: an owner of retries sets them aside for the call.
@@ -193,6 +194,9 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
                 try:
                     source = responses if not handler.limited else _within(responses, call, hold_all)
                     async for response in source:
+                        if check_malformed and not committed and is_malformed_function_call(response):
+                            # A failed attempt, like an empty answer: on to the failure path below.
+                            raise MalformedFunctionCallError(response)
                         if hold_all or (not committed and is_empty_response(response)):
                             held.append(response)
                             continue

@@ -510,6 +510,23 @@ async def _answer_stall(call: _Call) -> web.StreamResponse:
     return await _send_stream(call.request, [*rest, call.delta({}, finish_reason="stop")], response=response)
 
 
+async def _answer_stream_unfinished(call: _Call) -> web.StreamResponse:
+    text = call.fault.text or ""
+    if not call.streaming:
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": None,
+        }
+        return web.json_response(call.completion([choice], text))
+    # The opening role-only delta every provider sends, then the content, then
+    # [DONE] and a clean end; no chunk ever carries a finish_reason.
+    events = [call.delta({"role": "assistant", "content": ""})]
+    events += [call.delta({"content": part}) for part in _split(text, call.fault.chunks)]
+    return await _send_stream(call.request, events)
+
+
 _BROKEN_JSON = b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess'
 
 _ANSWERS: dict[FaultKind, Callable[[_Call], Awaitable[web.StreamResponse]]] = {
@@ -521,6 +538,7 @@ _ANSWERS: dict[FaultKind, Callable[[_Call], Awaitable[web.StreamResponse]]] = {
     "malformed_json": _answer_malformed_json,
     "stream_cut": _answer_stream_cut,
     "stall": _answer_stall,
+    "stream_unfinished": _answer_stream_unfinished,
 }
 
 
