@@ -377,6 +377,26 @@ class FaultServer:
         with self._lock:
             return self._stalls
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the server's own thread has used; NaN where threads have no CPU clock.
+
+        The server shares its process with the client under test, so a
+        benchmark subtracts this from ``time.process_time()`` to get the
+        client's share.
+
+        Example::
+
+            before = time.process_time() - server.cpu_seconds
+        """
+        thread = self._thread
+        if thread is None or thread.ident is None:
+            raise RuntimeError("FaultServer is not started")
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (AttributeError, OSError):  # no per-thread CPU clock on this platform
+            return math.nan
+
     # -- server thread -----------------------------------------------------
 
     def _run(self, ready: threading.Event) -> None:

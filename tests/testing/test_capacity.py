@@ -299,3 +299,10 @@ async def test_clear_forgets_the_counters() -> None:
         await post(client, server)
         server.clear()
         assert (server.admitted, server.rate_limited, server.request_outcomes) == (0, 0, [])
+
+
+def test_cpu_seconds_of_the_server_thread() -> None:
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = FaultServer().cpu_seconds
+    with FaultServer() as server:
+        assert 0.0 <= server.cpu_seconds < time.process_time() + 1e-3
