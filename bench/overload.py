@@ -139,19 +139,25 @@ def lite_llm(url: str, **kwargs: Any) -> Any:
 
 
 class Pacer:
-    """An asyncio token bucket with a burst of one: FIFO slots exactly ``1 / rate`` apart."""
+    """A client-side token bucket with a burst of one: releases calls in FIFO order, ``1 / rate`` apart.
+
+    The spacing is between actual releases, not planned slots: when the event
+    loop lags (a busy client), waiters whose slots have passed would
+    otherwise all wake at once and reach the provider together.
+    """
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate
-        self.next = 0.0
+        self.last = -math.inf
+        self.lock = asyncio.Lock()  # FIFO: callers are released in arrival order
 
     async def wait(self) -> None:
-        """Take the next free slot and sleep until it."""
-        now = time.monotonic()
-        slot = max(now, self.next)
-        self.next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        """Wait for this caller's turn, at least ``1 / rate`` after the previous release."""
+        async with self.lock:
+            delay = self.last + self.interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.last = time.monotonic()
 
 
 def paced(generate: Generate, pacer: Pacer) -> Generate:
