@@ -1,6 +1,6 @@
 """Run adk-retry's benchmarks; write the page and its plot.
 
-    python bench/run.py                   # full run (~4 min): docs/benchmarks.md, docs/benchmarks.png
+    python bench/run.py                   # full run (~12 min, 8 of them overload): docs/benchmarks.md, docs/benchmarks.png
     python bench/run.py --smoke           # tiny sizes (~30 s), into a new temporary directory
     python bench/run.py --smoke --out DIR
     python bench/run.py --overload        # only sections 6-9 (overload, ~5 min) into a temp dir's overload.md
