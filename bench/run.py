@@ -1,9 +1,9 @@
 """Run adk-retry's benchmarks; write the page and its plot.
 
-    python bench/run.py                   # full run (~12 min, 8 of them overload): docs/benchmarks.md, docs/benchmarks.png
+    python bench/run.py                   # full run (~12 min): docs/benchmarks.md, docs/benchmarks.png
     python bench/run.py --smoke           # tiny sizes (~30 s), into a new temporary directory
     python bench/run.py --smoke --out DIR
-    python bench/run.py --overload        # only sections 6-9 (overload, ~5 min) into a temp dir's overload.md
+    python bench/run.py --overload        # only sections 6-9 (~8 min) into a temp dir's overload.md
     python bench/run.py --overload --smoke
 
 Needs only 127.0.0.1: the model server is adk_retry's own fault server.
