@@ -26,7 +26,7 @@ from adk_retry.adapter._callbacks import create_retry_callbacks
 from adk_retry.adapter._plugin import RetryPlugin
 from adk_retry.core._breaker import CircuitBreaker
 from adk_retry.core._budget import RetryBudget
-from adk_retry.core._errors import AdkRetryError, CircuitOpenError, EmptyResponseError
+from adk_retry.core._errors import AdkRetryError, CircuitOpenError, EmptyResponseError, MalformedFunctionCallError
 from adk_retry.core._events import RetryEvent
 from adk_retry.core._policy import LogTemplates, RetryPolicy
 from adk_retry.core._rules import ErrorRule, RecoveryContext
@@ -43,6 +43,7 @@ __all__ = [
     "EmptyResponseError",
     "ErrorRule",
     "LogTemplates",
+    "MalformedFunctionCallError",
     "RecoveryContext",
     "RetryBudget",
     "RetryEvent",

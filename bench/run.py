@@ -1,8 +1,10 @@
 """Run adk-retry's benchmarks; write the page and its plot.
 
-    python bench/run.py                   # full run (~4 min): docs/benchmarks.md, docs/benchmarks.png
+    python bench/run.py                   # full run (~12 min): docs/benchmarks.md, docs/benchmarks.png
     python bench/run.py --smoke           # tiny sizes (~30 s), into a new temporary directory
     python bench/run.py --smoke --out DIR
+    python bench/run.py --overload        # only sections 6-9 (~8 min) into a temp dir's overload.md
+    python bench/run.py --overload --smoke
 
 Needs only 127.0.0.1: the model server is adk_retry's own fault server.
 Optional libraries (the ``bench`` extra: tenacity, stamina, backoff,
@@ -26,13 +28,15 @@ import time
 from dataclasses import dataclass
 
 from bench.overhead import Overhead, measure_overhead
-from bench.report import PLOT_NAME, page, plot
+from bench.overload import FULL_OVERLOAD, SMOKE_OVERLOAD, Overload, OverloadSizes, measure_overload
+from bench.report import PLOT_NAME, overload_page, page, plot
 from bench.stack import Goodput, Outage, measure_goodput, measure_outage
 from bench.streaming import Streaming, measure_memory, measure_streaming
 from bench.tables import Section
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGE_NAME = "benchmarks.md"
+OVERLOAD_PAGE_NAME = "overload.md"
 QUIET_LOGGERS = ("adk_retry", "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "google_adk", "httpx", "openai",
                  "aiohttp")
 
@@ -55,6 +59,7 @@ class Sizes:
     sdk_concurrency: int
     outage_calls: int
     outage_together: bool = False
+    overload: OverloadSizes = FULL_OVERLOAD
 
 
 FULL = Sizes(
@@ -68,6 +73,7 @@ SMOKE = Sizes(
     stream_chunks=20, stream_gap=0.005, stream_rounds=1, streams=1,
     memory_chunks=200, memory_rounds=1,
     fault_rates=(0.1, 0.5), goodput_calls=20, sdk_concurrency=20, outage_calls=5, outage_together=True,
+    overload=SMOKE_OVERLOAD,
 )
 
 
@@ -101,25 +107,35 @@ class Results:
     memory: Section
     outage: Outage
     goodput: Goodput
+    overload: Overload
     seconds: float
 
 
 async def measure(sizes: Sizes, *, seed: int) -> Results:
     """Measure every section, in one event loop."""
-    started = _step("1/5 success-path overhead")
+    started = _step("1/6 success-path overhead")
     overhead = await measure_overhead(iterations=sizes.overhead_iterations, rounds=sizes.overhead_rounds,
                                       litellm_calls=sizes.litellm_calls)
-    _step("2/5 streaming time to first chunk")
+    _step("2/6 streaming time to first chunk")
     streaming = await measure_streaming(chunks=sizes.stream_chunks, gap=sizes.stream_gap,
                                         rounds=sizes.stream_rounds, streams=sizes.streams)
-    _step("3/5 memory per streamed chunk")
+    _step("3/6 memory per streamed chunk")
     memory = await measure_memory(chunks=sizes.memory_chunks, rounds=sizes.memory_rounds)
-    _step("4/5 load in a full outage")
+    _step("4/6 load in a full outage")
     outage = await measure_outage(calls=sizes.outage_calls, together=sizes.outage_together)
-    _step("5/5 goodput under faults")
+    _step("5/6 goodput under faults")
     goodput = await measure_goodput(rates=sizes.fault_rates, calls=sizes.goodput_calls,
                                     sdk_concurrency=sizes.sdk_concurrency, seed=seed)
-    return Results(overhead, streaming, memory, outage, goodput, time.perf_counter() - started)
+    _step("6/6 overload: rate limit, outage and recovery, slow first token, fallback")
+    overload = await measure_overload(sizes.overload)
+    return Results(overhead, streaming, memory, outage, goodput, overload, time.perf_counter() - started)
+
+
+async def measure_overload_only(sizes: Sizes) -> tuple[Overload, float]:
+    """Only sections 6-9 (``--overload``), and how long they took."""
+    started = _step("overload: rate limit, outage and recovery, slow first token, fallback")
+    overload = await measure_overload(sizes.overload)
+    return overload, time.perf_counter() - started
 
 
 def write(results: Results, out: Path, *, smoke: bool) -> Path:
@@ -127,8 +143,8 @@ def write(results: Results, out: Path, *, smoke: bool) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     plotted = plot(results.goodput, results.outage, out / PLOT_NAME)
     text = page(overhead=results.overhead, streaming=results.streaming, goodput=results.goodput,
-                outage=results.outage, memory=results.memory, plotted=plotted, seconds=results.seconds,
-                smoke=smoke)
+                outage=results.outage, memory=results.memory, overload=results.overload, plotted=plotted,
+                seconds=results.seconds, smoke=smoke)
     target = out / PAGE_NAME
     target.write_text(text, encoding="utf-8")
     return target
@@ -139,6 +155,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run adk-retry's benchmarks and write docs/benchmarks.md.")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the suite runs (~30 s)")
     parser.add_argument("--out", type=Path, help="output directory (default: docs/; --smoke: a new temp dir)")
+    parser.add_argument("--overload", action="store_true",
+                        help=f"only the overload sections, into {OVERLOAD_PAGE_NAME} (default: a new temp dir)")
     parser.add_argument("--seed", type=int, default=20261, help="seed of the fault draws (default: %(default)s)")
     return parser.parse_args(argv)
 
@@ -146,7 +164,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def output_dir(args: argparse.Namespace) -> Path:
     """Where to write; a smoke run never writes into docs/."""
     if args.out is None:
-        return Path(tempfile.mkdtemp(prefix="adk-retry-bench-")) if args.smoke else DOCS
+        return Path(tempfile.mkdtemp(prefix="adk-retry-bench-")) if args.smoke or args.overload else DOCS
     if args.smoke and args.out.resolve() == DOCS.resolve():
         raise SystemExit("--smoke never writes into docs/: its numbers mean nothing")
     return Path(args.out)
@@ -157,7 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     out = output_dir(args)
     quiet()
-    results = asyncio.run(measure(SMOKE if args.smoke else FULL, seed=args.seed))
+    sizes = SMOKE if args.smoke else FULL
+    if args.overload:
+        overload, seconds = asyncio.run(measure_overload_only(sizes))
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / OVERLOAD_PAGE_NAME
+        target.write_text(overload_page(overload, seconds=seconds, smoke=args.smoke), encoding="utf-8")
+        print(f"[bench] wrote {target}; measuring took {seconds:.0f} s", file=sys.stderr)
+        print(target)
+        return 0
+    results = asyncio.run(measure(sizes, seed=args.seed))
     target = write(results, out, smoke=args.smoke)
     print(f"[bench] wrote {target}; measuring took {results.seconds:.0f} s", file=sys.stderr)
     print(target)

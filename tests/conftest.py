@@ -12,7 +12,12 @@ from typing import Any
 
 import pytest
 
+from adk_retry.observability._otel import instrument_on_first_use
 from adk_retry.testing import FaultServer
+
+# In an application the first RetryHandler enables the metrics on the global providers. Do it
+# before any test, so that no test's own hook set-up is in place when it happens.
+instrument_on_first_use()
 
 API_KEY = "sk-test-SECRET0123456789"
 OUTAGE = r"503|Service Unavailable|ServiceUnavailable"

@@ -21,6 +21,12 @@ SECTIONS = {
     "## 4. Load amplification in a full outage": "| naive stacking: adk_retry `transient` over litellm defaults",
     "## 5. Memory per streamed chunk": '| adk_retry, `stream_mode="buffer"` |',
 }
+OVERLOAD_SECTIONS = {
+    "## 6. Overload: a rate-limited provider": "| client-side pacer at exactly the capacity (the limit), retries off |",
+    "## 7. Overload: outage, then recovery": "| adk_retry `RetryPolicy.transient()` |",
+    "## 8. Overload: a slow first token (the case for hedging)": "| bare `LiteLlm`, defaults",
+    "## 9. Overload: primary outage with a fallback chain": "| litellm `Router`, `num_retries=3`",
+}
 
 
 def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
@@ -36,7 +42,7 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     page = (tmp_path / "benchmarks.md").read_text(encoding="utf-8")
-    for heading, row in SECTIONS.items():
+    for heading, row in {**SECTIONS, **OVERLOAD_SECTIONS}.items():
         assert heading in page
         assert row in page, f"{heading}: no {row!r} row"
     assert "| adk_retry `transient` + retry budget, SDK off |" in page
@@ -59,3 +65,26 @@ def test_smoke_run_refuses_to_write_into_docs() -> None:
     )
     assert done.returncode != 0
     assert "never writes into docs/" in done.stderr
+
+
+def test_overload_smoke_run_writes_its_four_tables(tmp_path: Path) -> None:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--overload", "--smoke", "--out", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    page = (tmp_path / "overload.md").read_text(encoding="utf-8")
+    assert "smoke run: tiny sizes" in page
+    for heading, row in OVERLOAD_SECTIONS.items():
+        assert heading in page
+        assert row in page, f"{heading}: no {row!r} row"
+    # Every measured row has a number in its first figure column, not a "not measured" note.
+    rate_table = page.split("## 6.")[1].split("## 7.")[0]
+    assert "| adk_retry `transient()` + `RetryBudget()` | " in rate_table
+    assert not (tmp_path / "benchmarks.md").exists()

@@ -9,15 +9,19 @@ import pytest
 from google.adk.models.llm_response import LlmResponse
 from google.genai import types
 
+from adk_retry.core import _empty as classify
 from adk_retry.core._empty import (
+    has_meaningful_content,
     has_type_named,
     is_empty_response,
     is_empty_stream_error,
+    is_malformed_function_call,
     is_no_message_error,
     is_null_message_error,
+    is_unfinished_empty_stream_error,
     seed_default,
 )
-from adk_retry.core._errors import NO_MESSAGE, AdkRetryError, EmptyResponseError
+from adk_retry.core._errors import NO_MESSAGE, AdkRetryError, EmptyResponseError, MalformedFunctionCallError
 
 
 def null_message_error() -> Exception:
@@ -38,6 +42,17 @@ def empty_stream_error() -> Exception:
         message="Error building chunks for logging/streaming usage calculation",
         llm_provider="openai",
         model="x",
+    )
+
+
+def unfinished_stream_error(generated: str = "", message: str | None = None) -> Exception:
+    """What litellm 1.110 raises for an SSE stream that ended without a finish_reason."""
+    text = message or (
+        "litellm.APIConnectionError: APIConnectionError: OpenAIException - "
+        "Stream ended before a finish_reason was received"
+    )
+    return litellm.exceptions.MidStreamFallbackError(
+        message=text, model="x", llm_provider="openai", generated_content=generated
     )
 
 
@@ -154,6 +169,11 @@ def test_has_type_named_walks_the_mro() -> None:
         (EmptyResponseError(None), True),
         (null_message_error(), True),
         (empty_stream_error(), True),
+        (unfinished_stream_error(), True),
+        (unfinished_stream_error(generated=" \n"), True),
+        (unfinished_stream_error(generated="half an answ"), False),
+        (unfinished_stream_error(message="Connection error."), False),
+        (RuntimeError("Stream ended before a finish_reason was received"), False),
         (other_internal_server_error(), False),
         (ValueError("bad"), False),
         (TimeoutError(), False),
@@ -192,6 +212,34 @@ def test_seed_default(exc: BaseException, expected: bool) -> None:
         (model_response(finish_reason=None), True),
         (model_response(finish_reason=types.FinishReason.FINISH_REASON_UNSPECIFIED), True),
         (model_response(types.Part(text="answer"), finish_reason=types.FinishReason.STOP), False),
+        # google-adk 2.13's MODEL_RETURNED_NO_CONTENT: whitespace-only and thought-only answers
+        (model_response(types.Part(text=" \n\t "), finish_reason=types.FinishReason.STOP), True),
+        (model_response(types.Part(text="\u2003")), True),
+        (model_response(types.Part(text="Let me think.", thought=True), finish_reason=types.FinishReason.STOP), True),
+        (model_response(types.Part(text="Let me think.", thought=True), types.Part(text="  ")), True),
+        (model_response(types.Part(text="Let me think.", thought=True), types.Part(text="Paris.")), False),
+        (
+            model_response(
+                types.Part(text="Need the tool.", thought=True),
+                types.Part(function_call=types.FunctionCall(name="tool", args={})),
+            ),
+            False,
+        ),
+        (model_response(types.Part(text=" "), types.Part(function_call=types.FunctionCall(name="t"))), False),
+        (
+            model_response(types.Part(executable_code=types.ExecutableCode(code="1", language="PYTHON"))),
+            False,
+        ),
+        (
+            model_response(
+                types.Part(code_execution_result=types.CodeExecutionResult(outcome="OUTCOME_OK", output="1"))
+            ),
+            False,
+        ),
+        (model_response(types.Part(file_data=types.FileData(file_uri="gs://b/f", mime_type="text/plain"))), False),
+        (model_response(types.Part(text=" "), finish_reason=types.FinishReason.SAFETY), False),
+        (model_response(types.Part(text=" "), finish_reason=types.FinishReason.MAX_TOKENS), False),
+        (model_response(types.Part(text=" "), error_code="MALFORMED_FUNCTION_CALL"), False),
     ],
     ids=[
         "no-content",
@@ -213,7 +261,100 @@ def test_seed_default(exc: BaseException, expected: bool) -> None:
         "none",
         "unspecified",
         "text-stop",
+        "whitespace-stop",
+        "unicode-whitespace",
+        "thought-only",
+        "thought-and-whitespace",
+        "thought-then-text",
+        "thought-then-function-call",
+        "whitespace-and-function-call",
+        "executable-code",
+        "code-execution-result",
+        "file-data",
+        "whitespace-safety",
+        "whitespace-max-tokens",
+        "malformed-function-call",
     ],
 )
 def test_is_empty_response(response: LlmResponse, expected: bool) -> None:
     assert is_empty_response(response) is expected
+
+
+PART_SETS = [
+    [],
+    [types.Part()],
+    [types.Part(text="")],
+    [types.Part(text=" \n")],
+    [types.Part(text="hi")],
+    [types.Part(text="hmm", thought=True)],
+    [types.Part(text="hmm", thought=True), types.Part(text=" ")],
+    [types.Part(text="hmm", thought=True), types.Part(text="yes")],
+    [types.Part(text="hmm", thought=False)],
+    [types.Part(function_call=types.FunctionCall(name="t"))],
+    [types.Part(function_response=types.FunctionResponse(name="t", response={}))],
+    [types.Part(inline_data=types.Blob(mime_type="image/png", data=b"x"))],
+    [types.Part(executable_code=types.ExecutableCode(code="1", language="PYTHON"))],
+]
+
+
+@pytest.mark.parametrize("parts", PART_SETS, ids=range(len(PART_SETS)))
+def test_our_meaningful_content_rule_is_adks(parts: list[types.Part]) -> None:
+    """The copy used on google-adk 2.3 agrees with 2.13's own function, part for part."""
+    finalizer = pytest.importorskip("google.adk.flows.llm_flows.core._finalizer")
+    response = model_response(*parts, finish_reason=types.FinishReason.STOP)
+    assert has_meaningful_content(response) is finalizer.has_meaningful_content(response)
+    assert is_empty_response(response) is not finalizer.has_meaningful_content(response)
+
+
+def test_adks_own_rule_is_used_where_it_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(classify, "_meaningful", None)
+    try:
+        from google.adk.flows.llm_flows.core._finalizer import has_meaningful_content as adk_rule
+    except ImportError:  # google-adk 2.3
+        adk_rule = has_meaningful_content
+    assert classify._meaningful_rule() is adk_rule
+    assert classify._meaningful is adk_rule  # looked up once
+
+
+def test_the_same_rule_applies_where_adk_has_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(classify, "_meaningful", None)
+    monkeypatch.setitem(sys.modules, "google.adk.flows.llm_flows.core._finalizer", None)  # import fails
+    assert classify._meaningful_rule() is has_meaningful_content
+    assert is_empty_response(model_response(types.Part(text="hmm", thought=True)))
+    assert is_empty_response(model_response(types.Part(text="\n")))
+    assert not is_empty_response(model_response(types.Part(function_call=types.FunctionCall(name="t"))))
+
+
+def test_unfinished_stream_error_needs_litellms_type() -> None:
+    assert is_unfinished_empty_stream_error(unfinished_stream_error())
+    assert not is_unfinished_empty_stream_error(ConnectionError("Stream ended before a finish_reason was received"))
+
+
+# --- MALFORMED_FUNCTION_CALL -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (LlmResponse(error_code="MALFORMED_FUNCTION_CALL", error_message="bad"), True),
+        (LlmResponse(error_code=types.FinishReason.MALFORMED_FUNCTION_CALL), True),
+        (LlmResponse(finish_reason=types.FinishReason.MALFORMED_FUNCTION_CALL), True),
+        (LlmResponse(error_code="MODEL_RETURNED_NO_CONTENT"), False),
+        (LlmResponse(finish_reason=types.FinishReason.STOP), False),
+        (model_response(types.Part(function_call=types.FunctionCall(name="t", args={}))), False),
+    ],
+)
+def test_is_malformed_function_call(response: LlmResponse, expected: bool) -> None:
+    assert is_malformed_function_call(response) is expected
+
+
+def test_malformed_function_call_error_carries_the_response() -> None:
+    response = LlmResponse(error_code="MALFORMED_FUNCTION_CALL", error_message="Arguments ...: get_weather")
+    error = MalformedFunctionCallError(response)
+    assert isinstance(error, AdkRetryError)
+    assert not isinstance(error, ValueError)  # not the seed's empty answer
+    assert error.response is response
+    assert str(error) == "MALFORMED_FUNCTION_CALL: Arguments ...: get_weather"
+    assert not seed_default(error)

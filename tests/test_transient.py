@@ -406,3 +406,70 @@ async def test_openai_sdk_over_http(server: FaultServer) -> None:
             verdicts.append(error_class(exc))
     await client.close()
     assert verdicts == [RATE_LIMIT, SERVER_ERROR, None, CONNECTION]
+
+
+# -- httpx2: openai 3.x's transport, the same family as httpx ------------------------------
+
+HTTPX_TWINS = [
+    ("ConnectError", CONNECTION),
+    ("ReadError", CONNECTION),
+    ("WriteError", CONNECTION),
+    ("CloseError", CONNECTION),
+    ("RemoteProtocolError", CONNECTION),
+    ("ProxyError", CONNECTION),
+    ("ConnectTimeout", TIMEOUT),
+    ("ReadTimeout", TIMEOUT),
+    ("WriteTimeout", TIMEOUT),
+    ("PoolTimeout", TIMEOUT),
+    ("LocalProtocolError", None),
+    ("UnsupportedProtocol", None),
+    ("DecodingError", None),
+    ("TooManyRedirects", None),
+]
+
+
+def fake_httpx2(name: str, module: str = "httpx2._exceptions") -> type[Exception]:
+    """A stand-in with httpx2's module and httpx's hierarchy (httpx2 may not be installed)."""
+    twin = getattr(httpx, name)
+    bases = tuple(fake_httpx2(base.__name__, module) for base in twin.__bases__ if base.__module__.startswith("httpx"))
+    return type(name, bases or (Exception,), {"__module__": module})
+
+
+def httpx2_classes(name: str) -> list[type[Exception]]:
+    classes = [fake_httpx2(name)]
+    try:
+        import httpx2  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return classes
+    return [*classes, getattr(httpx2, name)]
+
+
+@pytest.mark.parametrize(("name", "expected"), HTTPX_TWINS, ids=[name for name, _ in HTTPX_TWINS])
+def test_httpx2_errors_classify_exactly_as_their_httpx_twins(name: str, expected: str | None) -> None:
+    assert error_class(getattr(httpx, name)("x")) == expected
+    for cls in httpx2_classes(name):
+        assert error_class(cls("x")) == expected, cls.__module__
+
+
+def test_httpx2_status_error_is_judged_by_its_status() -> None:
+    try:
+        import httpx2  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        pytest.skip("httpx2 is not installed")
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    for code, expected in ((503, SERVER_ERROR), (429, RATE_LIMIT), (404, None)):
+        exc = httpx2.HTTPStatusError("m", request=request, response=httpx2.Response(code, request=request))
+        assert error_class(exc) == expected
+
+
+def test_the_family_is_httpx_and_httpx2_not_any_module_starting_with_httpx() -> None:
+    assert error_class(fake_httpx2("ConnectError", module="httpx2")("x")) == CONNECTION
+    assert error_class(fake_httpx2("ConnectError", module="httpx_mock")("x")) is None
+    assert error_class(fake_httpx2("ReadTimeout", module="httpx22")("x")) is None
+
+
+def test_openai_connection_error_over_httpx2_is_a_connection_failure() -> None:
+    """openai 3.x's own errors keep their names; the cause in the chain is an httpx2 error."""
+    error = litellm.exceptions.InternalServerError(message="Connection error.", llm_provider="openai", model="x")
+    error.__cause__ = httpx2_classes("ConnectError")[-1]("refused")
+    assert error_class(error) == CONNECTION

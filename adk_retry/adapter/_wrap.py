@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from adk_retry.adapter import _layers as layers
 from adk_retry.adapter._call_state import current_call
 from adk_retry.adapter._snapshot import restore, take
-from adk_retry.core._empty import is_empty_response
-from adk_retry.core._errors import EmptyResponseError
+from adk_retry.core._empty import is_empty_response, is_malformed_function_call
+from adk_retry.core._errors import EmptyResponseError, MalformedFunctionCallError
 from adk_retry.engine._loop import RetryCall, RetryHandler, run_attempts
 from adk_retry.observability._stats import RetryStats
 from adk_retry.observability._views import live_models
@@ -179,9 +179,13 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
         # that call: an owner of retries sets them aside for the call.
         if plan.owns_lower and config is not None and config.http_options is not None:
             request.set_aside_retry_options(config.http_options)
+        if plan.malformed_calls:
+            start = lambda: _refusing_malformed(original(llm_request, stream))  # noqa: E731
+        else:
+            start = lambda: original(llm_request, stream)  # noqa: E731
         return run_attempts(
             call,
-            lambda: original(llm_request, stream),
+            start,
             hold_all=not stream or plan.buffers_streams,
             is_empty=is_empty_response,
             empty_error=EmptyResponseError,
@@ -191,6 +195,25 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
         )
 
     return generate_content_async_with_retry
+
+
+async def _refusing_malformed(responses: AsyncGenerator[LlmResponse, None]) -> AsyncGenerator[LlmResponse, None]:
+    """``responses``, with a malformed tool call before any content made a failed attempt (opt-in).
+
+    Only in front of content: after a chunk with something in it reached the
+    caller, the response passes on as it is (never splice two attempts).
+    """
+    answered = False
+    try:
+        async for response in responses:
+            if not answered:
+                if is_malformed_function_call(response):
+                    raise MalformedFunctionCallError(response)
+                answered = not is_empty_response(response)
+            yield response
+    except BaseException:
+        await responses.aclose()
+        raise
 
 
 class _Request:

@@ -8,6 +8,10 @@ original exists.
   response")`` that google-adk up to 2.3.0 raised for an empty provider
   answer. Newer ADK returns an empty ``LlmResponse`` instead, so there is
   nothing to re-raise; this error keeps the old contract on every version.
+- :class:`MalformedFunctionCallError` is raised when a model kept answering
+  with tool-call arguments that do not parse (``MALFORMED_FUNCTION_CALL``)
+  and ``RetryPolicy(retry_malformed_function_calls=True)`` ran out of
+  retries: ADK reports that as a response, not an exception.
 - :class:`CircuitOpenError` is raised instead of calling a model whose circuit
   is open (see :mod:`adk_retry.core._breaker`).
 """
@@ -19,10 +23,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from google.adk.models.llm_response import LlmResponse
 
-__all__ = ["NO_MESSAGE", "AdkRetryError", "CircuitOpenError", "EmptyResponseError"]
+__all__ = [
+    "MALFORMED_FUNCTION_CALL",
+    "NO_MESSAGE",
+    "AdkRetryError",
+    "CircuitOpenError",
+    "EmptyResponseError",
+    "MalformedFunctionCallError",
+]
 
 NO_MESSAGE = "No message in response"
 """The message google-adk's ``LiteLlm`` raised for an empty answer (<= 2.3.0)."""
+
+MALFORMED_FUNCTION_CALL = "MALFORMED_FUNCTION_CALL"
+"""The ``error_code`` (and finish reason) of a response whose tool-call arguments did not parse."""
 
 
 class AdkRetryError(Exception):
@@ -36,6 +50,10 @@ class AdkRetryError(Exception):
 
 class EmptyResponseError(AdkRetryError, ValueError):
     """The model answered with nothing: no text, no tool call, no error.
+
+    "Nothing" is google-adk's own rule (2.13 marks such an answer
+    ``MODEL_RETURNED_NO_CONTENT``): whitespace-only text and thought-only
+    parts are nothing too; see :func:`adk_retry.core._empty.is_empty_response`.
 
     It *is* a ``ValueError("No message in response")``, so code written for
     google-adk 2.3.0 (``except ValueError``) keeps working on newer versions
@@ -53,6 +71,31 @@ class EmptyResponseError(AdkRetryError, ValueError):
 
     def __init__(self, response: LlmResponse | None) -> None:
         super().__init__(NO_MESSAGE)
+        self.response = response
+
+
+class MalformedFunctionCallError(AdkRetryError):
+    """The model's tool-call arguments did not parse, on every attempt allowed.
+
+    Raised only under ``RetryPolicy(retry_malformed_function_calls=True)``,
+    which counts such a response as a failed attempt; by default the
+    response reaches ADK as it is (and ADK's ``ReflectAndRetryModelPlugin``
+    may re-prompt on it).
+
+    Attributes:
+        response: the last attempt's ``LlmResponse``, with ADK's
+            ``error_code`` and ``error_message`` (the names of the calls).
+
+    Example:
+        >>> from google.adk.models.llm_response import LlmResponse
+        >>> err = MalformedFunctionCallError(LlmResponse(error_code="MALFORMED_FUNCTION_CALL", error_message="bad"))
+        >>> str(err), err.response.error_code
+        ('MALFORMED_FUNCTION_CALL: bad', 'MALFORMED_FUNCTION_CALL')
+    """
+
+    def __init__(self, response: LlmResponse) -> None:
+        detail = response.error_message or "tool-call arguments were not valid JSON"
+        super().__init__(f"{MALFORMED_FUNCTION_CALL}: {detail}")
         self.response = response
 
 

@@ -38,7 +38,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Final
 
-from adk_retry.core._empty import safe_attr
+from adk_retry.core._empty import safe_attr, safe_text
 
 __all__ = ["retry_after", "parse_duration", "parse_retry_after"]
 
@@ -78,10 +78,13 @@ def retry_after(exc: BaseException, *, now: float | None = None) -> float | None
         >>> retry_after(ProviderError({"Retry-After": "-1"})) is None
         True
     """
-    for candidate in _self_and_causes(exc):
-        delay = _hint_of(candidate, now)
-        if delay is not None:
-            return delay
+    try:
+        for candidate in _self_and_causes(exc):
+            delay = _hint_of(candidate, now)
+            if delay is not None:
+                return delay
+    except Exception:  # an odd exception is no hint; it must never replace the error itself
+        return None
     return None
 
 
@@ -216,10 +219,7 @@ def _google_duration(value: object) -> float | None:
 
 
 def _from_text(exc: BaseException) -> float | None:
-    try:
-        message = str(exc)
-    except Exception:  # a broken __str__ is no hint
-        return None
+    message = safe_text(exc)  # a broken __str__ is no hint
     match = _RETRY_DELAY_TEXT.search(message)
     if match:
         return _number(match.group(1))

@@ -72,6 +72,7 @@ class Plan:
         "guarded",
         "hooks",
         "limited",
+        "malformed_calls",
         "max_attempts",
         "max_hint_delay",
         "owns_lower",
@@ -99,6 +100,7 @@ class Plan:
     attempt_timeout: float | None
     timed: bool
     limited: bool
+    malformed_calls: bool
     buffers_streams: bool
     hooks: tuple[Hook, ...]
     templates: LogTemplates
@@ -120,6 +122,7 @@ class Plan:
         self.timed = policy.timeout is not None
         self.limited = self.timed or policy.attempt_timeout is not None
         self.buffers_streams = policy.stream_mode == "buffer"
+        self.malformed_calls = policy.retry_malformed_function_calls
         self.hooks = policy.hooks
         self.templates = policy.log_templates
         self._keys: dict[tuple[str | None, str], Keys] = {}

@@ -212,6 +212,16 @@ class RetryPolicy(BaseModel):
             first chunk), enforced by cancelling the attempt, which closes its
             HTTP connection; the resulting ``TimeoutError`` is retried like
             any other timeout when ``retry_on`` accepts it. None: no limit.
+        retry_malformed_function_calls: count a response whose tool-call
+            arguments did not parse (``error_code="MALFORMED_FUNCTION_CALL"``,
+            as google-adk 2.13's ``LiteLlm`` and Gemini report it) as a failed
+            attempt and send the request again; when retries run out,
+            :class:`~adk_retry.core._errors.MalformedFunctionCallError` (with the
+            ``response``) is raised. Off by default: the response then reaches
+            ADK as it is, where ``ReflectAndRetryModelPlugin`` may re-prompt.
+            Its error class is ``"malformed_function_call"``. On google-adk
+            2.3, whose ``LiteLlm`` raises ``json.JSONDecodeError`` for such
+            arguments, that error is retried instead (and re-raised as it is).
         rules: per-error-class handling (:class:`~adk_retry.core._rules.ErrorRule`):
             own backoff, own retry limit, a recovery hook. First match wins.
         keep_lower_retries: when this policy retries HTTP errors, adk-retry
@@ -251,6 +261,7 @@ class RetryPolicy(BaseModel):
     max_hint_delay: float = Field(default=120.0, ge=0.0, allow_inf_nan=False)
     timeout: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
     attempt_timeout: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    retry_malformed_function_calls: bool = False
     rules: tuple[ErrorRule, ...] = ()
     keep_lower_retries: bool = False
     budget: RetryBudget | None = None
@@ -305,6 +316,9 @@ class RetryPolicy(BaseModel):
     def model_post_init(self, context: Any, /) -> None:
         """Compile ``retry_on`` into one predicate, once, and ask it about HTTP errors."""
         self._predicate = _compile(self.retry_on)
+        if self.retry_malformed_function_calls:
+            # The opt-in is the decision: whatever retry_on says about other errors.
+            self._predicate = _or_malformed(self._predicate)
         self._owns = not self.keep_lower_retries and _asks(self._predicate, _Http503("probe"))
         self._plan = Plan(self, self._predicate, self._owns)
 
@@ -454,6 +468,21 @@ def _codeworm_retriable(exc: BaseException) -> bool:
     from adk_retry.core._transient import error_class
 
     return error_class(exc) in ("timeout", "connection", "out_of_memory")
+
+
+def _or_malformed(predicate: Predicate) -> Predicate:
+    """``predicate``, or tool-call arguments that did not parse.
+
+    google-adk 2.13 reports those as a response (made into a
+    :class:`~adk_retry.core._errors.MalformedFunctionCallError` by the wrapper);
+    google-adk 2.3's ``LiteLlm`` raises the ``json.JSONDecodeError`` itself.
+    """
+    from json import JSONDecodeError
+
+    from adk_retry.core._errors import MalformedFunctionCallError
+
+    malformed = (MalformedFunctionCallError, JSONDecodeError)
+    return lambda exc: isinstance(exc, malformed) or predicate(exc)
 
 
 def _compile(retry_on: RetryOn) -> Predicate:

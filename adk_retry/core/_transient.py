@@ -12,7 +12,8 @@ text is read only where no type exists (the seed's missing-message rule and
 an Ollama out-of-memory answer). Types from litellm, openai, httpx, aiohttp,
 google-genai and google-adk are recognised by module and class name along the
 MRO, as :func:`adk_retry.core._empty.has_type_named` does, so this module imports
-none of those libraries. The first class of the MRO that has a rule decides:
+none of those libraries. httpx and httpx2 (openai 3.x's transport, same class
+names) are one family: their exceptions classify alike. The first class of the MRO that has a rule decides:
 ``ContextWindowExceededError`` is a ``BadRequestError`` and is never retried,
 ``APITimeoutError`` is an ``APIConnectionError`` and counts as a timeout.
 
@@ -30,12 +31,13 @@ from __future__ import annotations
 
 from typing import Final
 
-from adk_retry.core._empty import safe_attr, seed_default
+from adk_retry.core._empty import safe_attr, safe_text, seed_default
 
 __all__ = [
     "CONNECTION",
     "EMPTY_RESPONSE",
     "ERROR_CLASSES",
+    "MALFORMED_FUNCTION_CALL",
     "OUT_OF_MEMORY",
     "RATE_LIMIT",
     "RETRIABLE_STATUS_CODES",
@@ -59,8 +61,21 @@ EMPTY_RESPONSE: Final = "empty_response"
 """The model answered nothing: the seed's missing-message rule, see :func:`adk_retry.core._empty.seed_default`."""
 OUT_OF_MEMORY: Final = "out_of_memory"
 """A local model server (Ollama, vLLM, ...) could not load or run the model for lack of memory."""
+MALFORMED_FUNCTION_CALL: Final = "malformed_function_call"
+"""Tool-call arguments that did not parse: :class:`~adk_retry.core._errors.MalformedFunctionCallError`.
 
-ERROR_CLASSES: Final = (RATE_LIMIT, SERVER_ERROR, TIMEOUT, CONNECTION, EMPTY_RESPONSE, OUT_OF_MEMORY)
+Only ever raised under ``RetryPolicy(retry_malformed_function_calls=True)``,
+so an ``ErrorRule(match="malformed_function_call")`` can give it its own limit."""
+
+ERROR_CLASSES: Final = (
+    RATE_LIMIT,
+    SERVER_ERROR,
+    TIMEOUT,
+    CONNECTION,
+    EMPTY_RESPONSE,
+    OUT_OF_MEMORY,
+    MALFORMED_FUNCTION_CALL,
+)
 """Every value :func:`error_class` returns besides ``None``.
 
 Example:
@@ -108,6 +123,20 @@ _NEVER_NAMES: Final = (
     "RecursionError",
     "MemoryError",  # this process is short of memory, not the server
 )
+
+_HTTPX_RULES: Final[dict[str, str]] = {
+    "TimeoutException": TIMEOUT,
+    "NetworkError": CONNECTION,
+    "RemoteProtocolError": CONNECTION,
+    "LocalProtocolError": _NEVER,
+    "UnsupportedProtocol": _NEVER,
+    "TransportError": CONNECTION,
+    "DecodingError": _NEVER,
+    "TooManyRedirects": _NEVER,
+    "InvalidURL": _NEVER,
+    "HTTPStatusError": _BY_STATUS,
+}
+"""httpx's exception classes by name; httpx2 (openai 3.x) uses the same table."""
 
 _RULES_BY_MODULE: Final[dict[str, dict[str, str]]] = {
     "litellm": {
@@ -158,6 +187,10 @@ _RULES_BY_MODULE: Final[dict[str, dict[str, str]]] = {
         "APIStatusError": _BY_STATUS,
         "APIError": _BY_STATUS,
     },
+    "adk_retry": {
+        # Made from an ADK response only when the policy opts in to retrying it.
+        "MalformedFunctionCallError": MALFORMED_FUNCTION_CALL,
+    },
     "google.adk": {
         # google-adk's Gemini wraps a genai ClientError with code 429 in it.
         "_ResourceExhaustedError": RATE_LIMIT,
@@ -167,18 +200,10 @@ _RULES_BY_MODULE: Final[dict[str, dict[str, str]]] = {
         "ClientError": _BY_STATUS,  # retried only with code 429
         "APIError": _BY_STATUS,
     },
-    "httpx": {
-        "TimeoutException": TIMEOUT,
-        "NetworkError": CONNECTION,
-        "RemoteProtocolError": CONNECTION,
-        "LocalProtocolError": _NEVER,
-        "UnsupportedProtocol": _NEVER,
-        "TransportError": CONNECTION,
-        "DecodingError": _NEVER,
-        "TooManyRedirects": _NEVER,
-        "InvalidURL": _NEVER,
-        "HTTPStatusError": _BY_STATUS,
-    },
+    # openai 3.x moved its transport to httpx2, whose exceptions have httpx's
+    # names and hierarchy: the family shares one table, so a twin cannot drift.
+    "httpx": _HTTPX_RULES,
+    "httpx2": _HTTPX_RULES,
     "aiohttp": {
         "ServerTimeoutError": TIMEOUT,
         "ClientSSLError": _NEVER,
@@ -268,7 +293,10 @@ def error_class(exc: BaseException) -> str | None:
     """
     if not isinstance(exc, Exception):
         return None
-    return _classify(exc, _rule_for(type(exc)), nested=False)
+    try:
+        return _classify(exc, _rule_for(type(exc)), nested=False)
+    except Exception:  # an exception too odd to judge is not retried, and is not replaced either
+        return None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -291,10 +319,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """
     if not _from_provider_library(type(exc)):
         return False
-    try:
-        text = str(exc).lower()
-    except Exception:  # a broken __str__ must not break classification
-        return False
+    text = safe_text(exc).lower()  # a broken __str__ must not break classification
     return any(marker in text for marker in _OOM_MARKERS)
 
 

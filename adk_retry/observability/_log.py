@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from adk_retry.core._empty import safe_text
 from adk_retry.observability._redact import RedactingFilter, redact
 
 __all__ = ["describe", "emit", "get_logger", "logger"]
@@ -65,11 +66,8 @@ def describe(exc: BaseException) -> str:
         >>> describe(RuntimeError("Invalid response object Traceback (most recent call last): ..."))
         'Invalid response object'
     """
-    try:
-        text = str(exc)
-    except Exception:  # a broken __str__ must not replace the error being reported
-        text = ""
-    text = text.split(" Traceback (most recent call last)", 1)[0].strip()
+    # A broken __str__ must not replace the error being reported: no text, the type's name.
+    text = safe_text(exc).split(" Traceback (most recent call last)", 1)[0].strip()
     # Redact before cutting: a key cut in half no longer matches the patterns.
     text = redact(text.splitlines()[0]) if text else type(exc).__name__
     if len(text) > _MAX_ERROR_TEXT:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from adk_retry.core._empty import safe_text
 from adk_retry.observability._redact import redact
 
 __all__ = ["RetryStats"]
@@ -69,5 +70,5 @@ class RetryStats:
             "breaker_rejections": self.breaker_rejections,
             "breaker_transitions": dict(self.breaker_transitions),
             "errors": dict(self.errors),
-            "last_error": None if error is None else redact(f"{type(error).__name__}: {error}"),
+            "last_error": None if error is None else redact(f"{type(error).__name__}: {safe_text(error)}"),
         }

@@ -1,7 +1,9 @@
 """Tools for testing code that uses adk-retry, and adk-retry itself.
 
 - :class:`FaultServer`: a real OpenAI-compatible chat server on 127.0.0.1
-  that answers from a queue of scripted :class:`Fault` s.
+  that answers from a queue of scripted :class:`Fault` s; its capacity modes
+  (:class:`Capacity`, :class:`OutageWindow`, :class:`SlowFirstToken`) make it
+  an overloaded provider.
 - :func:`no_waits`: handlers compute, log and count their delays but do not
   sleep, as ``stamina.set_testing`` does.
 """
@@ -12,10 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from adk_retry.core._clock import set_waits
+from adk_retry.testing.capacity import Capacity, OutageWindow, SlowFirstToken
 from adk_retry.testing.faults import Fault
 from adk_retry.testing.server import FaultServer
 
-__all__ = ["Fault", "FaultServer", "no_waits"]
+__all__ = ["Capacity", "Fault", "FaultServer", "OutageWindow", "SlowFirstToken", "no_waits"]
 
 
 @contextmanager

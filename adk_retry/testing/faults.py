@@ -30,6 +30,7 @@ FaultKind = Literal[
     "malformed_json",
     "stream_cut",
     "stall",
+    "stream_unfinished",
 ]
 """What the server does; ``"answer"`` covers ok, finish and tool-call replies."""
 
@@ -248,14 +249,37 @@ class Fault:
         return cls("stall", text=text, chunks=after_chunks, seconds=seconds)
 
     @classmethod
-    def tool_call(cls, name: str, arguments: dict[str, Any], *, call_id: str | None = None) -> Fault:
+    def stream_unfinished(cls, text: str = "", *, chunks: int | None = None) -> Fault:
+        """A stream that ends cleanly (``[DONE]``) without ever sending a ``finish_reason``.
+
+        The opening role-only chunk is sent, then ``text`` (none by default:
+        the stream ends before any content). litellm 1.110 raises
+        ``MidStreamFallbackError`` ("Stream ended before a finish_reason was
+        received") for it, with ``generated_content`` set to the text sent;
+        older versions end the stream normally (an empty answer without
+        text). A non-streaming request gets the message with
+        ``"finish_reason": null``.
+
+        Example::
+
+            server.push(Fault.stream_unfinished(), Fault.ok("answer"))
+        """
+        return cls("stream_unfinished", text=text, chunks=chunks)
+
+    @classmethod
+    def tool_call(cls, name: str, arguments: dict[str, Any] | str, *, call_id: str | None = None) -> Fault:
         """An assistant message calling function ``name`` with ``arguments``.
+
+        A string is sent as it is, so it may be invalid JSON: google-adk 2.13's
+        ``LiteLlm`` reports such a call as ``MALFORMED_FUNCTION_CALL``.
 
         Example::
 
             Fault.tool_call("get_weather", {"city": "Paris"}, call_id="call_1")
+            Fault.tool_call("get_weather", '{"city": "Par')  # malformed arguments
         """
-        call = ToolCall(name=name, arguments=json.dumps(arguments), call_id=call_id)
+        encoded = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        call = ToolCall(name=name, arguments=encoded, call_id=call_id)
         return cls("answer", finish_reason="tool_calls", tool=call)
 
 

@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
+from adk_retry.testing.capacity import Capacity, CapacityGate, Decision, OutageWindow, Outcome, SlowFirstToken
 from adk_retry.testing.faults import Fault, FaultKind
 
 __all__ = ["FaultServer"]
@@ -69,12 +70,20 @@ class FaultServer:
         *faults: Fault,
         default: Fault = _DEFAULT_FAULT,
         model_name: str = "fault-model",
+        capacity: Capacity | None = None,
+        outage: OutageWindow | None = None,
+        slow_first_token: SlowFirstToken | None = None,
     ) -> None:
         """Prepare a server; nothing listens until :meth:`start`.
+
+        ``capacity``, ``outage`` and ``slow_first_token`` turn on the capacity
+        modes (see :mod:`adk_retry.testing.capacity`); an ``outage`` given
+        here counts its times from :meth:`start`.
 
         Example::
 
             server = FaultServer(Fault.ok("first"), default=Fault.ok("later"))
+            limited = FaultServer(capacity=Capacity(rate=40, burst=5), outage=OutageWindow(0.0, 4.0))
         """
         (self.default,) = _checked((default,))
         if not isinstance(model_name, str) or not model_name:
@@ -92,6 +101,12 @@ class FaultServer:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._port: int | None = None
         self._start_error: BaseException | None = None
+        self._gate = CapacityGate()
+        self._outcomes: list[Outcome] = []
+        self._stalls = 0
+        self._initial_outage = outage
+        self._gate.set_capacity(capacity, now=time.monotonic())
+        self._gate.set_slow_first_token(slow_first_token)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -112,6 +127,8 @@ class FaultServer:
         self._start_error = None
         thread = threading.Thread(target=self._run, args=(ready,), name="FaultServer", daemon=True)
         thread.start()
+        if self._initial_outage is not None:
+            self._gate.set_outage(self._initial_outage, now=time.monotonic())
         if not ready.wait(_START_TIMEOUT):
             raise RuntimeError("FaultServer did not start in time")
         if self._start_error is not None:
@@ -216,6 +233,8 @@ class FaultServer:
             self._headers.clear()
             self._times.clear()
             self._client_closes = 0
+            self._outcomes.clear()
+            self._stalls = 0
 
     @property
     def pending(self) -> int:
@@ -276,6 +295,127 @@ class FaultServer:
         with self._lock:
             self._client_closes += 1
 
+    # -- capacity modes (see adk_retry.testing.capacity) ---------------------
+
+    def capacity(self, rate: float | None, burst: int = 1, *, tokens_per_minute: float | None = None) -> None:
+        """Admit ``rate`` requests per second, ``burst`` at once; 429 with hints beyond. None: unlimited.
+
+        The bucket starts full now. A 429 carries ``Retry-After`` (whole
+        seconds, rounded up), ``retry-after-ms`` and ``x-ratelimit-*``
+        headers; admitted answers carry ``x-ratelimit-*`` too.
+
+        Example::
+
+            server.capacity(rate=40, burst=5)
+            server.capacity(rate=10, burst=10, tokens_per_minute=30_000)
+            server.capacity(None)   # unlimited again
+        """
+        chosen = None if rate is None else Capacity(rate, burst, tokens_per_minute)
+        self._gate.set_capacity(chosen, now=time.monotonic())
+
+    def outage(
+        self, start: float = 0.0, end: float | None = None, *, status: int = 503, retry_after: float | None = None
+    ) -> None:
+        """Fail every request with ``status`` from ``start`` to ``end`` seconds from now (None: until :meth:`recover`).
+
+        Requests in the window consume no scripted fault and no capacity.
+
+        Example::
+
+            server.outage(0.0, 4.0)     # 503 for the next 4 s, then healthy
+            server.outage()             # down now ...
+            server.recover()            # ... and up again
+        """
+        self._gate.set_outage(OutageWindow(start, end, status, retry_after), now=time.monotonic())
+
+    def recover(self) -> None:
+        """End the outage now (one that has not begun is cancelled).
+
+        Example::
+
+            server.outage()
+            server.recover()
+            assert server.outage_times is not None  # the past window, for measuring recovery
+        """
+        self._gate.end_outage(now=time.monotonic())
+
+    @property
+    def outage_times(self) -> tuple[float, float | None] | None:
+        """The outage window as ``time.monotonic()`` values ``(start, end)``; None without one.
+
+        Example::
+
+            start, end = server.outage_times
+        """
+        return self._gate.outage_times()
+
+    def slow_first_token(self, p: float, seconds: float, *, seed: int = 0) -> None:
+        """Stall a seeded fraction ``p`` of admitted requests ``seconds`` before their answer starts.
+
+        For a stream the stall comes before the response and its first chunk.
+        ``p=0`` turns it off.
+
+        Example::
+
+            server.slow_first_token(p=0.1, seconds=2.0, seed=7)
+        """
+        self._gate.set_slow_first_token(SlowFirstToken(p, seconds, seed))
+
+    @property
+    def request_outcomes(self) -> list[Outcome]:
+        """What the capacity modes decided for each request, aligned with :attr:`requests`.
+
+        Example::
+
+            assert server.request_outcomes.count("rate_limited") == server.rate_limited
+        """
+        with self._lock:
+            return list(self._outcomes)
+
+    @property
+    def admitted(self) -> int:
+        """Requests the capacity modes let through to the script (all of them when none is on)."""
+        with self._lock:
+            return self._outcomes.count("admitted")
+
+    @property
+    def rate_limited(self) -> int:
+        """Requests answered 429 by :meth:`capacity` (not those a scripted fault answered 429)."""
+        with self._lock:
+            return self._outcomes.count("rate_limited")
+
+    @property
+    def unavailable(self) -> int:
+        """Requests answered by the outage window (503 unless told otherwise)."""
+        with self._lock:
+            return self._outcomes.count("unavailable")
+
+    @property
+    def stalled(self) -> int:
+        """Admitted requests that :meth:`slow_first_token` stalled."""
+        with self._lock:
+            return self._stalls
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the server's own thread has used; NaN where threads have no CPU clock.
+
+        The server shares its process with the client under test, so a
+        benchmark subtracts this from ``time.process_time()`` to get the
+        client's share.
+
+        Example::
+
+            before = time.process_time() - server.cpu_seconds
+        """
+        thread = self._thread
+        if thread is None or thread.ident is None:
+            raise RuntimeError("FaultServer is not started")
+        try:
+            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (AttributeError, OSError):  # no per-thread CPU clock on this platform
+            return math.nan
+
     # -- server thread -----------------------------------------------------
 
     def _run(self, ready: threading.Event) -> None:
@@ -290,6 +430,7 @@ class FaultServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         app.router.add_post("/chat/completions", self._handle)
+        app.on_response_prepare.append(_add_capacity_headers)
         # handler_cancellation lets a client disconnect end a delayed handler.
         runner = web.AppRunner(
             app,
@@ -325,12 +466,26 @@ class FaultServer:
             with self._lock:
                 self._requests.append(body)
                 self._headers.append({k.lower(): v for k, v in request.headers.items()})
-                self._times.append(time.monotonic())
-                fault = self._queue.popleft() if self._queue else self.default
-            return await self._answer(request, body, fault)
+                self._times.append(now := time.monotonic())
+                decision = self._gate.decide(now, tokens=_request_tokens(body) if self._gate.counts_tokens else 0.0)
+                self._outcomes.append(decision.outcome)
+                self._stalls += decision.stall > 0
+                admitted = decision.outcome == "admitted"
+                fault = (self._queue.popleft() if self._queue else self.default) if admitted else None
+            if fault is None:
+                return _rejection(decision)
+            return await self._admit(request, body, fault, decision)
         finally:
             if task is not None:
                 self._inflight.discard(task)
+
+    async def _admit(self, request: web.Request, body: _Json, fault: Fault, decision: Decision) -> web.StreamResponse:
+        """Answer an admitted request after its stall, if any, with the capacity headers on it."""
+        if decision.headers:
+            request[_CAPACITY_HEADERS] = decision.headers
+        if decision.stall:
+            await asyncio.sleep(decision.stall)
+        return await self._answer(request, body, fault)
 
     async def _answer(self, request: web.Request, body: _Json, fault: Fault) -> web.StreamResponse:
         if fault.kind == "reply":
@@ -510,6 +665,46 @@ async def _answer_stall(call: _Call) -> web.StreamResponse:
     return await _send_stream(call.request, [*rest, call.delta({}, finish_reason="stop")], response=response)
 
 
+async def _answer_stream_unfinished(call: _Call) -> web.StreamResponse:
+    text = call.fault.text or ""
+    if not call.streaming:
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": None,
+        }
+        return web.json_response(call.completion([choice], text))
+    # The opening role-only delta every provider sends, then the content, then
+    # [DONE] and a clean end; no chunk ever carries a finish_reason.
+    events = [call.delta({"role": "assistant", "content": ""})]
+    events += [call.delta({"content": part}) for part in _split(text, call.fault.chunks)]
+    return await _send_stream(call.request, events)
+
+
+def _rejection(decision: Decision) -> web.StreamResponse:
+    """The 429 or outage error of a request the capacity modes turned away."""
+    return web.json_response(
+        _error_body(decision.status, decision.message), status=decision.status, headers=dict(decision.headers)
+    )
+
+
+_CAPACITY_HEADERS = "adk_retry_capacity_headers"
+
+
+async def _add_capacity_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # A signal, so that every answer kind (plain, stream, error) gets them without knowing.
+    for name, value in request.get(_CAPACITY_HEADERS, ()):
+        response.headers.setdefault(name, value)
+
+
+def _request_tokens(body: _Json) -> float:
+    """The tokens a capacity's tokens-per-minute limit charges: the prompt's estimate plus ``max_tokens``."""
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    extra = limit if isinstance(limit, int) and not isinstance(limit, bool) else 0
+    return _tokens(json.dumps(body.get("messages", []))) + extra
+
+
 _BROKEN_JSON = b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess'
 
 _ANSWERS: dict[FaultKind, Callable[[_Call], Awaitable[web.StreamResponse]]] = {
@@ -521,6 +716,7 @@ _ANSWERS: dict[FaultKind, Callable[[_Call], Awaitable[web.StreamResponse]]] = {
     "malformed_json": _answer_malformed_json,
     "stream_cut": _answer_stream_cut,
     "stall": _answer_stall,
+    "stream_unfinished": _answer_stream_unfinished,
 }
 
 
