@@ -69,9 +69,9 @@ async def test_successes_refund_a_fraction_of_a_token():
         return outcome
 
     assert await handler(call) == "ok"
-    assert await store.tokens("budget:key:shared", max_tokens=2) == 1.5
+    assert await store.tokens("key:shared", max_tokens=2) == 1.5
     assert await handler(call) == "ok"
-    assert await store.tokens("budget:key:shared", max_tokens=2) == 1.0
+    assert await store.tokens("key:shared", max_tokens=2) == 1.0
 
 
 async def test_an_empty_budget_propagates_the_original_error_at_once(caplog):
