@@ -411,7 +411,10 @@ class RedisStore:
                     asyncio.run_coroutine_threadsafe(client.aclose(), loop)
                 except RuntimeError:  # the loop closed meanwhile
                     _abandon(client)
-        await self.client.aclose()
+        try:
+            await self.client.aclose()
+        except RuntimeError:  # used (by its owner) on a loop that has closed since
+            _abandon(self.client)
 
     def _redis(self) -> Redis:
         """This event loop's client (built on the loop's first operation)."""
