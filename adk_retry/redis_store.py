@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 try:
     from redis.asyncio import Redis
-    from redis.asyncio.connection import BlockingConnectionPool, ConnectionPool
+    from redis.asyncio.connection import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 except ImportError as exc:  # pragma: no cover - depends on the environment

@@ -35,8 +35,10 @@ def scope_key(kind: str, scope: Scope, key: str | None, *, model: str | None, ag
         'provider:openai'
         >>> scope_key("budget", "model", "shared", model="openai/gpt-4o", agent="a")
         'key:shared'
-        >>> scope_key("budget", "agent", None, model=None, agent="a"), scope_key("circuit", "app", None, model=None, agent="a")
-        ('agent:a', 'app')
+        >>> scope_key("budget", "agent", None, model=None, agent="a")
+        'agent:a'
+        >>> scope_key("circuit", "app", None, model=None, agent="a")
+        'app'
     """
     del kind  # see above: the store's operation names the kind
     if key is not None:

@@ -448,7 +448,8 @@ def test_a_given_client_is_copied_per_loop_with_its_settings(redis_server: Redis
 
     try:
         first, second = asyncio.run(use()), asyncio.run(use())
-        assert first is not second and client not in (first, second)
+        assert first is not second
+        assert client not in (first, second)
         for built in (first, second):
             assert built.connection_pool is not client.connection_pool
             assert built.connection_pool.connection_kwargs["socket_timeout"] == 1.5
@@ -459,7 +460,7 @@ def test_a_given_client_is_copied_per_loop_with_its_settings(redis_server: Redis
 
 
 def test_rejects_a_client_that_is_not_one() -> None:
-    with pytest.raises(TypeError, match="client must be a redis.asyncio.Redis"):
+    with pytest.raises(TypeError, match=r"client must be a redis\.asyncio\.Redis"):
         RedisStore("redis://127.0.0.1:6379/0")  # type: ignore[arg-type]
 
 
@@ -649,7 +650,8 @@ def test_sync_runner_survives_a_redis_that_dies_and_comes_back(
         assert not store.degraded
         warnings, infos = warnings_and_infos(caplog)
         assert len(warnings) == 1
-        assert len(infos) == 1 and "answers again" in infos[0]
+        assert len(infos) == 1
+        assert "answers again" in infos[0]
         # The last turn's retry spent a token in the new Redis, and its success refunded half of one.
         assert asyncio.run(store.tokens("model:openai/fault-model", max_tokens=5)) == 4.5
         assert len(server.requests) == 7
