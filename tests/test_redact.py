@@ -363,3 +363,68 @@ async def test_handler_records_never_carry_a_keyless_or_escaped_key(caplog: pyte
     for record in records:
         assert HEX_KEY not in record.getMessage()
         assert all(HEX_KEY not in repr(value) for value in vars(record).values())
+
+
+# --- describe(): what a retry line says of the error ----------------------------------------
+
+GEMINI_429 = {
+    "error": {
+        "code": 429,
+        "message": "Resource exhausted. Please try again later. Please refer to "
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}],
+    }
+}
+
+
+def test_describe_a_gemini_429_says_status_and_message() -> None:
+    """ADK's Gemini raises its own _ResourceExhaustedError, whose text starts with advice."""
+    from google.adk.models.google_llm import _ResourceExhaustedError
+    from google.genai.errors import ClientError
+
+    from adk_retry.log import describe
+
+    raw = ClientError(429, GEMINI_429)
+    wrapped = _ResourceExhaustedError(raw)
+    assert str(wrapped).strip().startswith("On how to mitigate this issue")  # what was logged before
+    expected = (
+        "429 RESOURCE_EXHAUSTED: Resource exhausted. Please try again later. Please refer to "
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details."
+    )
+    assert describe(wrapped) == expected
+    assert describe(raw) == expected
+
+
+def test_describe_an_api_error_redacts_and_bounds_its_message() -> None:
+    from google.genai.errors import ClientError, ServerError
+
+    from adk_retry.log import describe
+
+    leaked = ClientError(400, {"error": {"code": 400, "message": f"Invalid API key: {HEX_KEY}", "status": "INVALID"}})
+    assert describe(leaked) == "400 INVALID: Invalid API key: [REDACTED]"
+    assert len(describe(ServerError(503, {"error": {"message": "x" * 1000, "status": "UNAVAILABLE"}}))) == 300
+    # No message (a websocket close): the error's own text, as before.
+    assert describe(ServerError(1011, "closed")).startswith("1011")
+
+
+async def test_a_gemini_429_retry_line_names_the_status(caplog: pytest.LogCaptureFixture) -> None:
+    from google.adk.models.google_llm import _ResourceExhaustedError
+    from google.genai.errors import ClientError
+
+    caplog.set_level(logging.WARNING, logger="adk_retry")
+    errors = iter([_ResourceExhaustedError(ClientError(429, GEMINI_429))])
+
+    async def model_call() -> str:
+        for error in errors:
+            raise error
+        return "ok"
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    handler = RetryHandler(RetryPolicy(retry_on="all", max_retries=1), sleep=no_sleep)
+    assert await handler(model_call) == "ok"
+    [line] = [r.getMessage() for r in caplog.records if r.name == "adk_retry"]
+    assert "429 RESOURCE_EXHAUSTED: Resource exhausted. Please try again later." in line
+    assert "On how to mitigate" not in line
