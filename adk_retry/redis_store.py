@@ -247,7 +247,7 @@ def _abandon(client: Redis) -> None:
     loop); shutting their sockets down tells Redis at once that they are gone,
     and the sockets themselves are freed with the client.
     """
-    pool = client.connection_pool
+    pool = getattr(client, "connection_pool", None)
     connections = [*getattr(pool, "_available_connections", ()), *getattr(pool, "_in_use_connections", ())]
     for connection in connections:
         writer = getattr(connection, "_writer", None)
@@ -270,7 +270,9 @@ class RedisStore:
             so the store builds its own client for every event loop it is
             used from: with the function, or with a copy of the given
             client's connection settings (the given client itself, kept as
-            :attr:`client`, runs no commands for the store). Give it short
+            :attr:`client`, runs no commands for the store). Another client
+            with ``register_script`` (a cluster client) cannot be copied and
+            is used as it is, from whichever loop calls. Give it short
             socket timeouts and no retries of its own (as :meth:`from_url`
             does): while Redis hangs, every operation waits for it until the
             timeout says it is down.
@@ -291,7 +293,7 @@ class RedisStore:
         degraded: True while Redis is unreachable and ``fallback`` answers.
 
     Raises:
-        TypeError: ``client`` is neither a ``redis.asyncio.Redis`` nor a function.
+        TypeError: ``client`` is neither a Redis client nor a function.
         ValueError: ``ttl`` or ``recheck_after`` is out of range.
 
     Example:
@@ -319,12 +321,21 @@ class RedisStore:
         if isinstance(client, Redis):
             self.client: Redis = client
             self._build: Callable[[], Redis] = _cloner(client)
+        elif callable(getattr(client, "register_script", None)):
+            # Not a redis.asyncio.Redis (a cluster client, say): it cannot be
+            # copied, so it serves every loop as it is, and an error it raises
+            # on another loop fails open like any other.
+            shared: Any = client
+            self.client = shared
+            self._build = lambda: shared
         elif callable(client):
             self._build = client
             self.client = client()
         else:
+            hint = "; for a URL use RedisStore.from_url(...)" if isinstance(client, str) else ""
             raise TypeError(
-                f"client must be a redis.asyncio.Redis or a function that builds one, got {type(client).__name__}"
+                "RedisStore: client must be a redis.asyncio.Redis or a function that builds one, "
+                f"got {type(client).__name__}{hint}"
             )
         self.prefix = prefix
         self.ttl = float(ttl)
@@ -425,7 +436,9 @@ class RedisStore:
                 client = self._clients.get(loop)
                 if client is None:
                     for closed in [other for other in self._clients if other.is_closed()]:
-                        _abandon(self._clients.pop(closed))
+                        stale = self._clients.pop(closed)
+                        if stale is not self.client:
+                            _abandon(stale)
                     client = self._clients[loop] = self._build()
         return client
 

@@ -659,3 +659,26 @@ def test_sync_runner_survives_a_redis_that_dies_and_comes_back(
         asyncio.run(runner.close())
         asyncio.run(store.aclose())
         redis.stop()
+
+
+def test_a_client_that_cannot_be_copied_is_used_as_it_is(redis_server: RedisServer, prefix: str) -> None:
+    """A cluster client has no single connection pool to copy: one loop at a time uses it, and any
+    error it raises from another loop fails open instead of failing the call."""
+
+    class Wrapped:  # stands in for a RedisCluster: register_script, but not a redis.asyncio.Redis
+        def __init__(self) -> None:
+            self.inner = redis_asyncio.Redis.from_url(redis_server.url)
+
+        def register_script(self, script: str) -> Any:
+            return self.inner.register_script(script)
+
+        async def evalsha(self, *args: Any) -> Any:
+            return await self.inner.evalsha(*args)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    store = RedisStore(Wrapped(), prefix=prefix)  # type: ignore[arg-type]
+    assert asyncio.run(store.take_token(KEY, max_tokens=3))
+    assert asyncio.run(store.take_token(KEY, max_tokens=3))  # another loop: fails open, never raises
+    asyncio.run(store.aclose())
