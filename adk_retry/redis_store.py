@@ -318,10 +318,9 @@ class RedisStore:
         require_type("RedisStore", "prefix", prefix, str)
         if fallback is not None and not isinstance(fallback, StateStore):
             raise TypeError(f"RedisStore: fallback must be a StateStore, got {type(fallback).__name__}: {fallback!r}")
-        if not ttl > 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
-        if not recheck_after >= 0:
-            raise ValueError(f"recheck_after must be zero or more seconds, got {recheck_after!r}")
+        # Checked before a client is built from a function: nothing is made for a bad store.
+        ttl = require_seconds("RedisStore", "ttl", ttl, zero_ok=False)
+        recheck_after = require_seconds("RedisStore", "recheck_after", recheck_after, zero_ok=True)
         if isinstance(client, Redis):
             self.client: Redis = client
             self._build: Callable[[], Redis] = _cloner(client)
@@ -342,9 +341,9 @@ class RedisStore:
                 f"got {type(client).__name__}{hint}"
             )
         self.prefix = prefix
-        self.ttl = require_seconds("RedisStore", "ttl", ttl, zero_ok=False)
+        self.ttl = ttl
         self.fallback: StateStore = fallback if fallback is not None else MemoryStore()
-        self.recheck_after = require_seconds("RedisStore", "recheck_after", recheck_after, zero_ok=True)
+        self.recheck_after = recheck_after
         self.degraded = False
         self._skip_until = 0.0  # monotonic time before which Redis is not tried
         self._failed_at = -math.inf  # monotonic time of the latest failure

@@ -518,7 +518,10 @@ async def test_keys_name_the_kind_once(make_store: MakeStore, prefix: str) -> No
         breaker=CircuitBreaker(scope="agent", failure_threshold=5),
         store=store,
     )
-    handler = RetryHandler(policy, agent_name="planner", sleep=lambda _: asyncio.sleep(0))
+    async def no_sleep(_: float) -> None:
+        await asyncio.sleep(0)
+
+    handler = RetryHandler(policy, agent_name="planner", sleep=no_sleep)
 
     async def down() -> str:
         raise ConnectionResetError("down")  # transient: the breaker counts it
