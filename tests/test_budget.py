@@ -69,9 +69,9 @@ async def test_successes_refund_a_fraction_of_a_token():
         return outcome
 
     assert await handler(call) == "ok"
-    assert await store.tokens("budget:key:shared", max_tokens=2) == 1.5
+    assert await store.tokens("key:shared", max_tokens=2) == 1.5
     assert await handler(call) == "ok"
-    assert await store.tokens("budget:key:shared", max_tokens=2) == 1.0
+    assert await store.tokens("key:shared", max_tokens=2) == 1.0
 
 
 async def test_an_empty_budget_propagates_the_original_error_at_once(caplog):
@@ -117,7 +117,7 @@ async def test_a_call_cancelled_during_its_backoff_gives_its_token_back():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await store.tokens("budget:key:k", max_tokens=1) == 1.0, "no retry was made: the token is back"
+    assert await store.tokens("key:k", max_tokens=1) == 1.0, "no retry was made: the token is back"
     assert cancelled.stats.retries == 0
 
     # The next call's retry is not refused for the retry that never happened.

@@ -33,8 +33,8 @@ from adk_retry.core._events import RetryEvent
 from adk_retry.guards._store import CircuitView, MemoryStore
 
 TOKENS = 10.0
-BUDGET_KEY = "budget:key:bucket"
-CIRCUIT_KEY = "circuit:key:circuit"
+BUDGET_KEY = "key:bucket"
+CIRCUIT_KEY = "key:circuit"
 
 
 class Gate:

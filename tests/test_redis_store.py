@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,6 +24,7 @@ from adk_retry.guards._store import CircuitView, MemoryStore
 from tests.redis_server import RedisServer, free_port, running_redis
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
+redis_sync = pytest.importorskip("redis")
 from adk_retry.guards._redis import RedisStore  # noqa: E402
 
 pytestmark = pytest.mark.redis
@@ -356,3 +358,331 @@ async def test_a_breaker_shared_through_redis_stops_a_second_worker(
         with pytest.raises(CircuitOpenError):
             await run_turn(second)
     assert len(server.requests) == 3, "worker B never reached the provider"
+
+
+# -- any event loop, any thread ------------------------------------------------------------
+
+
+def no_store_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    warnings, _ = warnings_and_infos(caplog)
+    assert warnings == [], "the store fell back to memory"
+
+
+def test_one_store_serves_two_asyncio_runs(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each asyncio.run() is a new loop; the first one's connections died with it."""
+    caplog.set_level(logging.INFO, logger="adk_retry")
+    store = RedisStore.from_url(redis_server.url, prefix=prefix)
+
+    async def spend() -> tuple[bool, CircuitView]:
+        return await store.take_token(KEY, max_tokens=3), await store.admit(KEY, 1000.0, probe_timeout=30.0)
+
+    try:
+        assert asyncio.run(spend()) == (True, CircuitView("closed", 0.0, 0, True))
+        assert asyncio.run(spend()) == (True, CircuitView("closed", 0.0, 0, True))
+        assert not store.degraded
+        assert asyncio.run(store.tokens(KEY, max_tokens=3)) == 1.0
+        # In Redis itself, not in the fallback's memory.
+        assert asyncio.run(store.fallback.tokens(KEY, max_tokens=3)) == 3.0
+        no_store_warnings(caplog)
+    finally:
+        asyncio.run(store.aclose())
+
+
+def test_a_closed_loops_client_is_dropped_when_the_next_loop_comes(redis_server: RedisServer, prefix: str) -> None:
+    store = RedisStore.from_url(redis_server.url, prefix=prefix)
+    try:
+        for _ in range(5):
+            asyncio.run(store.refund(KEY, 1.0, max_tokens=3))
+        assert len(store._clients) == 1  # only the latest loop's; no client kept per turn
+    finally:
+        asyncio.run(store.aclose())
+    assert store._clients == {}
+
+
+def test_one_store_serves_two_threads_at_once(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two threads, each with its own loop, use the store at the same time and share one bucket."""
+    caplog.set_level(logging.INFO, logger="adk_retry")
+    store = RedisStore.from_url(redis_server.url, prefix=prefix)
+    start = threading.Barrier(2)
+    taken: list[bool] = []
+    errors: list[BaseException] = []
+
+    async def spend() -> None:
+        start.wait(timeout=10)
+        for _ in range(10):
+            taken.append(await store.take_token(KEY, max_tokens=15))
+            await store.admit(KEY, 1000.0, probe_timeout=30.0)
+
+    def worker() -> None:
+        try:
+            asyncio.run(spend())
+        except BaseException as exc:  # surfaced below, on the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(2)]  # a hung one must not hang pytest
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    try:
+        assert errors == []
+        assert len(taken) == 20
+        assert taken.count(True) == 15  # one bucket in Redis, never overspent
+        assert not store.degraded
+        no_store_warnings(caplog)
+    finally:
+        asyncio.run(store.aclose())
+
+
+def test_a_given_client_is_copied_per_loop_with_its_settings(redis_server: RedisServer, prefix: str) -> None:
+    client = redis_asyncio.Redis.from_url(redis_server.url, socket_timeout=1.5, decode_responses=True)
+    store = RedisStore(client, prefix=prefix)
+
+    async def use() -> Any:
+        assert await store.take_token(KEY, max_tokens=2)
+        return store._redis()
+
+    try:
+        first, second = asyncio.run(use()), asyncio.run(use())
+        assert first is not second
+        assert client not in (first, second)
+        for built in (first, second):
+            assert built.connection_pool is not client.connection_pool
+            assert built.connection_pool.connection_kwargs["socket_timeout"] == 1.5
+            assert built.connection_pool.connection_kwargs["decode_responses"] is True
+        assert not store.degraded
+    finally:
+        asyncio.run(store.aclose())
+
+
+def test_rejects_a_client_that_is_not_one() -> None:
+    with pytest.raises(TypeError, match=r"client must be a redis\.asyncio\.Redis"):
+        RedisStore("redis://127.0.0.1:6379/0")  # type: ignore[arg-type]
+
+
+async def test_an_error_that_is_not_a_redis_error_fails_open_too(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a connection left on a closed loop raised: a RuntimeError, not a RedisError."""
+    caplog.set_level(logging.INFO, logger="adk_retry")
+
+    class LoopBound(redis_asyncio.Redis):  # type: ignore[misc]
+        async def evalsha(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("Event loop is closed")
+
+    store = RedisStore(LoopBound.from_url(redis_server.url), prefix=prefix)
+    try:
+        assert await store.take_token(KEY, max_tokens=2)
+        assert (await store.admit(KEY, 1000.0, probe_timeout=30.0)).allowed
+        assert store.degraded
+        warnings, _ = warnings_and_infos(caplog)
+        assert warnings == [
+            "Redis state store unreachable (RuntimeError: Event loop is closed): "
+            "using this process's memory until it answers again"
+        ]
+    finally:
+        await store.aclose()
+
+
+async def test_cancellation_is_not_a_store_error(redis_server: RedisServer, prefix: str) -> None:
+    class Cancelling(redis_asyncio.Redis):  # type: ignore[misc]
+        async def evalsha(self, *args: Any, **kwargs: Any) -> Any:
+            raise asyncio.CancelledError
+
+    store = RedisStore(Cancelling.from_url(redis_server.url), prefix=prefix)
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await store.take_token(KEY, max_tokens=2)
+        assert not store.degraded
+        assert await store.fallback.tokens(KEY, max_tokens=2) == 2.0  # nothing spent in its place
+    finally:
+        await store.aclose()
+
+
+# -- key names -----------------------------------------------------------------------------
+
+
+async def test_keys_name_the_kind_once(make_store: MakeStore, prefix: str) -> None:
+    """Through a handler: the scope key under the store's own ``budget:`` / ``circuit:`` namespace."""
+    from adk_retry import CircuitBreaker, RetryBudget, RetryHandler, RetryPolicy
+
+    store = make_store()
+    policy = RetryPolicy(
+        retry_on="transient",
+        max_retries=1,
+        budget=RetryBudget(max_tokens=3, key="shared"),
+        breaker=CircuitBreaker(scope="agent", failure_threshold=5),
+        store=store,
+    )
+
+    async def no_sleep(_: float) -> None:
+        await asyncio.sleep(0)
+
+    handler = RetryHandler(policy, agent_name="planner", sleep=no_sleep)
+
+    async def down() -> str:
+        raise ConnectionResetError("down")  # transient: the breaker counts it
+
+    with pytest.raises(ConnectionResetError, match="down"):
+        await handler(down)
+    keys = sorted(key.decode() for key in await store.client.keys(f"{prefix}*"))
+    assert keys == [f"{prefix}budget:key:shared", f"{prefix}circuit:agent:planner"]
+    assert await store.client.get(f"{prefix}budget:key:shared") == b"2"
+    assert await store.client.hget(f"{prefix}circuit:agent:planner", "failures") == b"2"
+
+
+# -- ADK's synchronous Runner.run(): a new thread and event loop every turn -------------------
+
+
+def guarded_sync_runner(model: Any, store: RedisStore, **policy: Any) -> Any:
+    """An InMemoryRunner over an agent whose handler has a breaker and a budget on ``store``."""
+    from google.adk.agents import LlmAgent
+    from google.adk.runners import InMemoryRunner
+
+    from adk_retry import CircuitBreaker, RetryBudget, RetryHandler, RetryPolicy, add_retry_capabilities_to_agent
+
+    retry_policy = RetryPolicy(
+        retry_on="transient",
+        max_retries=2,
+        breaker=CircuitBreaker(failure_threshold=3),
+        budget=RetryBudget(max_tokens=5, token_ratio=0.5),
+        store=store,
+        **policy,
+    )
+    agent = LlmAgent(name="sync_agent", model=model)
+    add_retry_capabilities_to_agent(agent, RetryHandler(retry_policy, agent_name="sync_agent"))
+    return InMemoryRunner(agent=agent, app_name="sync_app")
+
+
+def sync_turn(runner: Any, session_id: str, message: str = "hello") -> str:
+    """One turn through ``Runner.run()`` (which runs it on a thread and loop of its own); the final text."""
+    from google.genai import types
+
+    events = runner.run(
+        user_id="user", session_id=session_id, new_message=types.Content(role="user", parts=[types.Part(text=message)])
+    )
+    return "".join(
+        part.text
+        for event in events
+        if not event.partial and event.content and event.content.parts
+        for part in event.content.parts
+        if part.text
+    )
+
+
+def new_session(runner: Any) -> str:
+    session = asyncio.run(runner.session_service.create_session(app_name="sync_app", user_id="user"))
+    session_id: str = session.id
+    return session_id
+
+
+@pytest.mark.e2e
+def test_sync_runner_turns_share_state_through_redis(
+    redis_server: RedisServer, prefix: str, server: Any, make_model: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two Runner.run() turns, each a 503 then an answer: both retried, the budget and circuit in Redis."""
+    from adk_retry.testing import Fault, no_waits
+
+    caplog.set_level(logging.INFO, logger="adk_retry")
+    store = RedisStore.from_url(redis_server.url, prefix=prefix)
+    runner = guarded_sync_runner(make_model(), store)
+    bucket = f"{prefix}budget:model:openai/fault-model"
+    try:
+        session_id = new_session(runner)
+        with no_waits():
+            server.push(Fault.http_error(503), Fault.ok("first"))
+            assert sync_turn(runner, session_id) == "first"
+            server.push(Fault.http_error(503), Fault.ok("second"))
+            assert sync_turn(runner, session_id) == "second"
+        assert len(server.requests) == 4
+        assert not store.degraded
+        no_store_warnings(caplog)
+        # Each turn spent a token for its retry and refunded half of one: 5 - 1 + 0.5 - 1 + 0.5.
+        assert asyncio.run(store.tokens("model:openai/fault-model", max_tokens=5)) == 4.0
+        with redis_sync.Redis.from_url(redis_server.url) as client:
+            assert client.keys(f"{prefix}*") == [bucket.encode()]  # each success deleted the circuit's key
+            assert client.get(bucket) == b"4"
+    finally:
+        asyncio.run(runner.close())
+        asyncio.run(store.aclose())
+
+
+@pytest.mark.e2e
+def test_sync_runner_survives_a_redis_that_dies_and_comes_back(
+    tmp_path: Path, server: Any, make_model: Any, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis is killed in the middle of a turn (between its failed attempt and the retry): every turn
+    still answers, one warning for the outage, and once Redis is back the store shares state again."""
+    from adk_retry.testing import Fault, no_waits
+
+    caplog.set_level(logging.INFO, logger="adk_retry")
+    redis = RedisServer(tmp_path)
+    redis.start()
+    store = RedisStore.from_url(redis.url, prefix=prefix, recheck_after=0.0)
+    killed = threading.Event()
+
+    def kill_redis_at_the_first_retry(event: Any) -> None:
+        if event.kind == "retry" and not killed.is_set():
+            killed.set()
+            redis.stop()
+
+    runner = guarded_sync_runner(make_model(), store, hooks=(kill_redis_at_the_first_retry,))
+    try:
+        session_id = new_session(runner)
+        with no_waits():
+            server.push(Fault.ok("before"))
+            assert sync_turn(runner, session_id) == "before"
+            assert not store.degraded
+
+            server.push(Fault.http_error(503), Fault.ok("during"))  # Redis dies at the retry
+            assert sync_turn(runner, session_id) == "during"
+            assert store.degraded
+            server.push(Fault.http_error(503), Fault.ok("still down"))
+            assert sync_turn(runner, session_id) == "still down"
+            warnings, infos = warnings_and_infos(caplog)
+            assert len(warnings) == 1, warnings
+            assert warnings[0].startswith("Redis state store unreachable (ConnectionError: ")
+            assert infos == []
+
+            redis.start()  # same port, empty (no persistence)
+            server.push(Fault.http_error(503), Fault.ok("after"))
+            assert sync_turn(runner, session_id) == "after"
+        assert not store.degraded
+        warnings, infos = warnings_and_infos(caplog)
+        assert len(warnings) == 1
+        assert len(infos) == 1
+        assert "answers again" in infos[0]
+        # The last turn's retry spent a token in the new Redis, and its success refunded half of one.
+        assert asyncio.run(store.tokens("model:openai/fault-model", max_tokens=5)) == 4.5
+        assert len(server.requests) == 7
+    finally:
+        asyncio.run(runner.close())
+        asyncio.run(store.aclose())
+        redis.stop()
+
+
+def test_a_client_that_cannot_be_copied_is_used_as_it_is(redis_server: RedisServer, prefix: str) -> None:
+    """A cluster client has no single connection pool to copy: one loop at a time uses it, and any
+    error it raises from another loop fails open instead of failing the call."""
+
+    class Wrapped:  # stands in for a RedisCluster: register_script, but not a redis.asyncio.Redis
+        def __init__(self) -> None:
+            self.inner = redis_asyncio.Redis.from_url(redis_server.url)
+
+        def register_script(self, script: str) -> Any:
+            return self.inner.register_script(script)
+
+        async def evalsha(self, *args: Any) -> Any:
+            return await self.inner.evalsha(*args)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    store = RedisStore(Wrapped(), prefix=prefix)  # type: ignore[arg-type]
+    assert asyncio.run(store.take_token(KEY, max_tokens=3))
+    assert asyncio.run(store.take_token(KEY, max_tokens=3))  # another loop: fails open, never raises
+    asyncio.run(store.aclose())

@@ -226,3 +226,32 @@ def test_circuit_state() -> None:
 def test_default_store_is_shared() -> None:
     assert default_store() is default_store()
     assert isinstance(default_store(), MemoryStore)
+
+
+def test_memory_store_operations_are_atomic_across_threads() -> None:
+    """ADK's sync ``Runner.run()`` runs each turn on a thread of its own, all sharing the default
+    store: a thread switch in the middle of an operation must not let two threads take the last token."""
+    import threading
+    import time
+
+    class SwitchingDict(dict[str, float]):
+        def get(self, *args: object) -> object:  # type: ignore[override]
+            value = super().get(*args)  # type: ignore[call-overload]
+            time.sleep(0.01)  # hand the interpreter to the other thread mid-operation
+            return value
+
+    store = MemoryStore()
+    store._tokens = SwitchingDict()
+    start = threading.Barrier(2)
+    taken: list[bool] = []
+
+    def worker() -> None:
+        start.wait(timeout=10)
+        taken.append(asyncio.run(store.take_token(KEY, max_tokens=1)))
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(taken) == [False, True]

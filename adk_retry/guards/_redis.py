@@ -13,13 +13,22 @@ spends one retry budget and trips one breaker per provider:
 - numbers travel as strings written with 17 significant digits, so a value
   reads back as exactly the float that was computed.
 
-Redis must never turn a provider hiccup into an outage of its own. When it
-does not answer (a connection or timeout error), the operation falls back to
-a local :class:`~adk_retry.guards._store.MemoryStore`: it fails open with this
-process's own state, logs ONE warning on the ``adk_retry.redis`` logger for
-the whole outage, and leaves Redis alone for ``recheck_after`` seconds so a
-dead server does not cost a timeout on every call. The first operation that
-Redis answers again logs one INFO line and ends the outage.
+A store works from any event loop and any thread: a ``redis.asyncio``
+client's connections belong to the event loop that opened them (used from
+another, they fail with ``RuntimeError: Event loop is closed`` or "attached to
+a different loop"), so the store opens one client per event loop it is used
+from. ADK's synchronous ``Runner.run()`` runs every turn on a new thread and
+loop, and so do two ``asyncio.run()`` calls; each gets its own connections, and
+those of a loop that has closed are dropped when the next loop appears.
+
+Redis must never turn a provider hiccup into an outage of its own. When an
+operation fails for any reason of the store's own (Redis does not answer, an
+error reply, a broken connection), it falls back to a local
+:class:`~adk_retry.guards._store.MemoryStore`: it fails open with this process's own
+state, logs ONE warning on the ``adk_retry.redis`` logger for the whole
+outage, and leaves Redis alone for ``recheck_after`` seconds so a dead server
+does not cost a timeout on every call. The first operation that Redis
+answers again logs one INFO line and ends the outage.
 
 Example:
     >>> store = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix="myapp:retry:")  # doctest: +SKIP
@@ -29,15 +38,18 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
+import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 try:
-    from redis import exceptions as redis_errors
     from redis.asyncio import Redis
+    from redis.asyncio.connection import BlockingConnectionPool
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -55,11 +67,27 @@ _T = TypeVar("_T")
 
 _STATES: dict[str, CircuitState] = {"closed": "closed", "open": "open", "half_open": "half_open"}
 
-# Any Redis error, not only a lost connection: an error reply (NOREPLICAS,
-# MISCONF when the disk is full, BUSY, NOPERM) must not replace the model's own
-# result either. The state store fails open; a real bug in a script would show
-# in the warning this logs, once per outage.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (redis_errors.RedisError, OSError)
+# Any error of the store's own, not only a lost connection: an error reply
+# (NOREPLICAS, MISCONF when the disk is full, BUSY, NOPERM), a connection left
+# on a closed event loop (RuntimeError) or a bug in a script must not replace
+# the model's own result either. The store fails open, and the warning it logs
+# once per outage names the error. Cancellation (a BaseException) is not
+# caught: it belongs to the caller.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (Exception,)
+
+# Entries a redis-py pool adds to its connections' settings itself, bound to
+# that very pool (redis-py 8's maintenance-notification handlers and the
+# original timeouts they restore): a pool built from a copy of the settings
+# must derive its own.
+_POOL_OWNED = frozenset(
+    {
+        "maint_notifications_pool_handler",
+        "oss_cluster_maint_notifications_handler",
+        "orig_host_address",
+        "orig_socket_timeout",
+        "orig_socket_connect_timeout",
+    }
+)
 
 # A key's TTL is capped (ten years) so an infinite cool-down still gives a valid PEXPIRE.
 _MAX_TTL_MS = 10 * 365 * 86400 * 1000
@@ -192,13 +220,63 @@ def _mask(url: str) -> str:
     return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
 
 
+def _cloner(client: Redis) -> Callable[[], Redis]:
+    """A function that builds new clients with ``client``'s connection settings, unused pool included.
+
+    The copy is taken now, so later changes to ``client`` do not reach it.
+    """
+    pool = client.connection_pool
+    pool_class = type(pool)
+    connection_class = pool.connection_class
+    settings = {key: value for key, value in pool.connection_kwargs.items() if key not in _POOL_OWNED}
+    if isinstance(pool, BlockingConnectionPool):
+        settings["timeout"] = pool.timeout
+    max_connections = pool.max_connections
+    client_class = type(client)
+
+    def build() -> Redis:
+        new_pool = pool_class(connection_class=connection_class, max_connections=max_connections, **settings)
+        return client_class.from_pool(new_pool)  # the client owns (and closes) its pool
+
+    return build
+
+
+def _abandon(client: Redis) -> None:
+    """Drop ``client``, whose event loop has closed, without awaiting anything.
+
+    Its connections cannot be closed the polite way any more (that needs their
+    loop); shutting their sockets down tells Redis at once that they are gone,
+    and the sockets themselves are freed with the client.
+    """
+    pool = getattr(client, "connection_pool", None)
+    connections = [*getattr(pool, "_available_connections", ()), *getattr(pool, "_in_use_connections", ())]
+    for connection in connections:
+        writer = getattr(connection, "_writer", None)
+        if writer is None:
+            continue
+        try:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+        except Exception:  # already closed, or not a socket: nothing left to tell Redis
+            pass
+
+
 class RedisStore:
     """Budget and breaker state in Redis, shared by every process that uses it.
 
     Args:
-        client: a ``redis.asyncio.Redis``. Give it short socket timeouts and no
-            retries of its own (as :meth:`from_url` does): while Redis hangs,
-            every operation waits for it until the timeout says it is down.
+        client: a ``redis.asyncio.Redis``, or a function with no arguments
+            that builds one. A client's connections belong to one event loop,
+            so the store builds its own client for every event loop it is
+            used from: with the function, or with a copy of the given
+            client's connection settings (the given client itself, kept as
+            :attr:`client`, runs no commands for the store). Another client
+            with ``register_script`` (a cluster client) cannot be copied and
+            is used as it is, from whichever loop calls. Give it short
+            socket timeouts and no retries of its own (as :meth:`from_url`
+            does): while Redis hangs, every operation waits for it until the
+            timeout says it is down.
         prefix: put before every key, so several applications can share one Redis.
         ttl: seconds every key lives after its last write (a circuit's key at
             least twice its open time), so abandoned buckets and circuits
@@ -211,7 +289,13 @@ class RedisStore:
             trying it again; meanwhile operations go to ``fallback`` at once.
 
     Attributes:
+        client: the client given (or the function's first one), for your own
+            commands; the store's commands go through its per-loop clients.
         degraded: True while Redis is unreachable and ``fallback`` answers.
+
+    Raises:
+        TypeError: ``client`` is neither a Redis client nor a function.
+        ValueError: ``ttl`` or ``recheck_after`` is out of range.
 
     Example:
         >>> import redis.asyncio
@@ -224,33 +308,58 @@ class RedisStore:
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | Callable[[], Redis],
         *,
         prefix: str = "adk_retry:",
         ttl: float = 3600.0,
         fallback: StateStore | None = None,
         recheck_after: float = 1.0,
     ) -> None:
-        if not callable(getattr(client, "register_script", None)):
-            hint = "; for a URL use RedisStore.from_url(...)" if isinstance(client, str) else ""
-            raise TypeError(f"RedisStore: client must be a redis.asyncio.Redis, got {type(client).__name__}{hint}")
         require_type("RedisStore", "prefix", prefix, str)
         if fallback is not None and not isinstance(fallback, StateStore):
             raise TypeError(f"RedisStore: fallback must be a StateStore, got {type(fallback).__name__}: {fallback!r}")
-        self.client = client
+        # Checked before a client is built from a function: nothing is made for a bad store.
+        ttl = require_seconds("RedisStore", "ttl", ttl, zero_ok=False)
+        recheck_after = require_seconds("RedisStore", "recheck_after", recheck_after, zero_ok=True)
+        if isinstance(client, Redis):
+            self.client: Redis = client
+            self._build: Callable[[], Redis] = _cloner(client)
+        elif callable(getattr(client, "register_script", None)):
+            # Not a redis.asyncio.Redis (a cluster client, say): it cannot be
+            # copied, so it serves every loop as it is, and an error it raises
+            # on another loop fails open like any other.
+            shared: Any = client
+            self.client = shared
+            self._build = lambda: shared
+        elif callable(client):
+            self._build = client
+            self.client = client()
+        else:
+            hint = "; for a URL use RedisStore.from_url(...)" if isinstance(client, str) else ""
+            raise TypeError(
+                "RedisStore: client must be a redis.asyncio.Redis or a function that builds one, "
+                f"got {type(client).__name__}{hint}"
+            )
         self.prefix = prefix
-        self.ttl = require_seconds("RedisStore", "ttl", ttl, zero_ok=False)
+        self.ttl = ttl
         self.fallback: StateStore = fallback if fallback is not None else MemoryStore()
-        self.recheck_after = require_seconds("RedisStore", "recheck_after", recheck_after, zero_ok=True)
+        self.recheck_after = recheck_after
         self.degraded = False
         self._skip_until = 0.0  # monotonic time before which Redis is not tried
         self._failed_at = -math.inf  # monotonic time of the latest failure
-        self._take_token = client.register_script(_TAKE_TOKEN)
-        self._refund = client.register_script(_REFUND)
-        self._tokens = client.register_script(_TOKENS)
-        self._admit = client.register_script(_ADMIT)
-        self._record_failure = client.register_script(_RECORD_FAILURE)
-        self._record_success = client.register_script(_RECORD_SUCCESS)
+        # One client per event loop. Its values hold their loop (through their
+        # connections), so a WeakKeyDictionary would never let a loop go; loops
+        # that have closed are swept out instead, whenever a new loop appears.
+        self._clients: dict[asyncio.AbstractEventLoop, Redis] = {}
+        self._lock = threading.Lock()  # for _clients and the outage's state: threads share the store
+        # The scripts are registered once (for their SHA) and run on whichever
+        # loop's client the caller's loop has.
+        self._take_token = self.client.register_script(_TAKE_TOKEN)
+        self._refund = self.client.register_script(_REFUND)
+        self._tokens = self.client.register_script(_TOKENS)
+        self._admit = self.client.register_script(_ADMIT)
+        self._record_failure = self.client.register_script(_RECORD_FAILURE)
+        self._record_success = self.client.register_script(_RECORD_SUCCESS)
 
     @classmethod
     def from_url(
@@ -263,13 +372,13 @@ class RedisStore:
         recheck_after: float = 1.0,
         **client_kwargs: Any,
     ) -> RedisStore:
-        """A store on a new client for ``url`` (``redis://``, ``rediss://`` or ``unix://``).
+        """A store whose clients (one per event loop) connect to ``url`` (``redis://``, ``rediss://`` or ``unix://``).
 
-        The client gets short timeouts unless ``client_kwargs`` say otherwise:
+        The clients get short timeouts unless ``client_kwargs`` say otherwise:
         ``socket_connect_timeout=0.5`` and ``socket_timeout=0.5`` seconds, and
-        no retries of its own (``retry=Retry(NoBackoff(), 0)``). So a Redis that
-        hangs costs one operation at most about 0.5 s before it falls back to
-        memory, and the operations of the next ``recheck_after`` seconds nothing.
+        no retries of their own (``retry=Retry(NoBackoff(), 0)``). So a Redis
+        that hangs costs one operation at most about 0.5 s before it falls back
+        to memory, and the operations of the next ``recheck_after`` seconds nothing.
 
         Raises:
             ValueError: ``url`` is not a Redis URL (the message names it, password masked).
@@ -286,15 +395,55 @@ class RedisStore:
         client_kwargs.setdefault("socket_connect_timeout", 0.5)
         client_kwargs.setdefault("socket_timeout", 0.5)
         client_kwargs.setdefault("retry", Retry(NoBackoff(), 0))
+
+        def build() -> Redis:
+            return Redis.from_url(url, **client_kwargs)
+
         try:
-            client = Redis.from_url(url, **client_kwargs)
+            build()  # a bad URL fails here, at construction, not at the first call
         except ValueError as exc:
             raise ValueError(f"invalid Redis URL {_mask(url)!r}: {exc}") from exc
-        return cls(client, prefix=prefix, ttl=ttl, fallback=fallback, recheck_after=recheck_after)
+        return cls(build, prefix=prefix, ttl=ttl, fallback=fallback, recheck_after=recheck_after)
 
     async def aclose(self) -> None:
-        """Close the Redis client (and its connection pool)."""
-        await self.client.aclose()
+        """Close the store's clients and :attr:`client`; the store opens new ones if used again.
+
+        The client of the running event loop is closed here; one of another
+        loop still running is closed on that loop, and one of a loop that has
+        closed is dropped.
+        """
+        current = asyncio.get_running_loop()
+        with self._lock:
+            clients, self._clients = self._clients, {}
+        for loop, client in clients.items():
+            if loop is current:
+                await client.aclose()
+            elif loop.is_closed():
+                _abandon(client)
+            else:
+                try:
+                    asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                except RuntimeError:  # the loop closed meanwhile
+                    _abandon(client)
+        try:
+            await self.client.aclose()
+        except RuntimeError:  # used (by its owner) on a loop that has closed since
+            _abandon(self.client)
+
+    def _redis(self) -> Redis:
+        """This event loop's client (built on the loop's first operation)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(loop)
+                if client is None:
+                    for closed in [other for other in self._clients if other.is_closed()]:
+                        stale = self._clients.pop(closed)
+                        if stale is not self.client:
+                            _abandon(stale)
+                    client = self._clients[loop] = self._build()
+        return client
 
     def bucket_key(self, key: str) -> str:
         """The Redis key of budget bucket ``key``.
@@ -322,7 +471,9 @@ class RedisStore:
         """See :meth:`StateStore.take_token`."""
 
         async def remote() -> bool:
-            reply = await self._take_token(keys=[self.bucket_key(key)], args=[_arg(max_tokens), _ms(self.ttl)])
+            reply = await self._take_token(
+                keys=[self.bucket_key(key)], args=[_arg(max_tokens), _ms(self.ttl)], client=self._redis()
+            )
             return bool(int(reply))
 
         return await self._run(remote, lambda: self.fallback.take_token(key, max_tokens=max_tokens))
@@ -331,7 +482,11 @@ class RedisStore:
         """See :meth:`StateStore.refund`."""
 
         async def remote() -> None:
-            await self._refund(keys=[self.bucket_key(key)], args=[_arg(amount), _arg(max_tokens), _ms(self.ttl)])
+            await self._refund(
+                keys=[self.bucket_key(key)],
+                args=[_arg(amount), _arg(max_tokens), _ms(self.ttl)],
+                client=self._redis(),
+            )
 
         await self._run(remote, lambda: self.fallback.refund(key, amount, max_tokens=max_tokens))
 
@@ -339,7 +494,8 @@ class RedisStore:
         """See :meth:`StateStore.tokens`."""
 
         async def remote() -> float:
-            return float(_text(await self._tokens(keys=[self.bucket_key(key)], args=[_arg(max_tokens)])))
+            reply = await self._tokens(keys=[self.bucket_key(key)], args=[_arg(max_tokens)], client=self._redis())
+            return float(_text(reply))
 
         return await self._run(remote, lambda: self.fallback.tokens(key, max_tokens=max_tokens))
 
@@ -348,7 +504,9 @@ class RedisStore:
 
         async def remote() -> CircuitView:
             state, open_until, failures, allowed = await self._admit(
-                keys=[self.circuit_key(key)], args=[_arg(now), _arg(probe_timeout), _ms(self.ttl)]
+                keys=[self.circuit_key(key)],
+                args=[_arg(now), _arg(probe_timeout), _ms(self.ttl)],
+                client=self._redis(),
             )
             return CircuitView(_STATES[_text(state)], float(_text(open_until)), int(failures), bool(int(allowed)))
 
@@ -364,6 +522,7 @@ class RedisStore:
             before, after, open_until, failures = await self._record_failure(
                 keys=[self.circuit_key(key)],
                 args=[_arg(now), int(threshold), _arg(cooldown), "" if hint is None else _arg(hint), keep],
+                client=self._redis(),
             )
             view = CircuitView(_STATES[_text(after)], float(_text(open_until)), int(failures))
             return _STATES[_text(before)], view
@@ -377,7 +536,7 @@ class RedisStore:
         """See :meth:`StateStore.record_success`."""
 
         async def remote() -> tuple[CircuitState, CircuitView]:
-            before = await self._record_success(keys=[self.circuit_key(key)])
+            before = await self._record_success(keys=[self.circuit_key(key)], client=self._redis())
             return _STATES[_text(before)], CircuitView("closed", 0.0, 0)
 
         return await self._run(remote, lambda: self.fallback.record_success(key))
@@ -394,18 +553,26 @@ class RedisStore:
         except _UNAVAILABLE as exc:
             self._went_down(exc)
             return await local()
-        if self.degraded and started >= self._failed_at:
-            # Only a call begun after the latest failure proves Redis is back.
-            self.degraded = False
-            self._skip_until = 0.0
-            logger.info("Redis state store answers again: budgets and breakers are shared across processes again")
+        if self.degraded:
+            self._came_back(started)
         return result
 
+    def _came_back(self, started: float) -> None:
+        with self._lock:  # threads share the store: one INFO line per outage
+            # Only a call begun after the latest failure proves Redis is back.
+            if not self.degraded or started < self._failed_at:
+                return
+            self.degraded = False
+            self._skip_until = 0.0
+        logger.info("Redis state store answers again: budgets and breakers are shared across processes again")
+
     def _went_down(self, exc: BaseException) -> None:
-        self._failed_at = time.monotonic()
-        self._skip_until = self._failed_at + self.recheck_after
-        if not self.degraded:
+        with self._lock:  # threads share the store: one warning per outage
+            self._failed_at = time.monotonic()
+            self._skip_until = self._failed_at + self.recheck_after
+            first = not self.degraded
             self.degraded = True
+        if first:
             logger.warning(
                 "Redis state store unreachable (%s: %s): using this process's memory until it answers again",
                 type(exc).__name__,

@@ -14,6 +14,7 @@ last token or both become the half-open probe. Times are wall-clock seconds
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from adk_retry.core._store import CircuitState, CircuitView, StateStore, circuit_state
@@ -31,7 +32,10 @@ class _Circuit:
 class MemoryStore:
     """Budget and breaker state in this process (the default store).
 
-    Operations never await anything, so each runs atomically on the event loop.
+    Operations never await anything, so each runs atomically on its event
+    loop; a lock makes them atomic across threads too (ADK's synchronous
+    ``Runner.run()`` runs each turn on a thread of its own, all on the one
+    default store). The state belongs to no event loop, so any loop may use it.
 
     Example:
         >>> import asyncio
@@ -43,18 +47,21 @@ class MemoryStore:
     def __init__(self) -> None:
         self._tokens: dict[str, float] = {}
         self._circuits: dict[str, _Circuit] = {}
+        self._lock = threading.Lock()  # uncontended: ~0.1 µs per operation
 
     async def take_token(self, key: str, *, max_tokens: float) -> bool:
         """See :meth:`StateStore.take_token`."""
-        left = self._tokens.get(key, max_tokens)
-        if left < 1.0:
-            return False
-        self._tokens[key] = left - 1.0
-        return True
+        with self._lock:
+            left = self._tokens.get(key, max_tokens)
+            if left < 1.0:
+                return False
+            self._tokens[key] = left - 1.0
+            return True
 
     async def refund(self, key: str, amount: float, *, max_tokens: float) -> None:
         """See :meth:`StateStore.refund`."""
-        self._tokens[key] = min(max_tokens, self._tokens.get(key, max_tokens) + amount)
+        with self._lock:
+            self._tokens[key] = min(max_tokens, self._tokens.get(key, max_tokens) + amount)
 
     async def tokens(self, key: str, *, max_tokens: float) -> float:
         """See :meth:`StateStore.tokens`."""
@@ -62,43 +69,48 @@ class MemoryStore:
 
     async def admit(self, key: str, now: float, *, probe_timeout: float) -> CircuitView:
         """See :meth:`StateStore.admit`."""
-        circuit = self._circuits.get(key)
-        if circuit is None or not circuit.open_until:
-            return CircuitView("closed", 0.0, 0 if circuit is None else circuit.failures)
-        state = circuit_state(circuit.open_until, now)
-        allowed = state == "half_open" and (not circuit.probing_since or now - circuit.probing_since >= probe_timeout)
-        if allowed:
-            circuit.probing_since = now
-        return CircuitView(state, circuit.open_until, circuit.failures, allowed)
+        with self._lock:
+            circuit = self._circuits.get(key)
+            if circuit is None or not circuit.open_until:
+                return CircuitView("closed", 0.0, 0 if circuit is None else circuit.failures)
+            state = circuit_state(circuit.open_until, now)
+            allowed = state == "half_open" and (
+                not circuit.probing_since or now - circuit.probing_since >= probe_timeout
+            )
+            if allowed:
+                circuit.probing_since = now
+            return CircuitView(state, circuit.open_until, circuit.failures, allowed)
 
     async def record_failure(
         self, key: str, now: float, *, threshold: int, cooldown: float, hint: float | None
     ) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_failure`."""
-        circuit = self._circuits.setdefault(key, _Circuit())
-        before = circuit_state(circuit.open_until, now)
-        circuit.failures += 1
-        if before == "half_open" or circuit.failures >= threshold:
-            circuit.open_until = max(circuit.open_until, now + max(cooldown, hint or 0.0))
-            circuit.probing_since = 0.0
-        elif hint:
-            # The server said how long it needs: nobody calls before that, but
-            # not for a whole cool-down either (a routine 429 is not an outage).
-            circuit.open_until = max(circuit.open_until, now + hint)
-            circuit.probing_since = 0.0
-        after = circuit_state(circuit.open_until, now)
-        return before, CircuitView(after, circuit.open_until, circuit.failures)
+        with self._lock:
+            circuit = self._circuits.setdefault(key, _Circuit())
+            before = circuit_state(circuit.open_until, now)
+            circuit.failures += 1
+            if before == "half_open" or circuit.failures >= threshold:
+                circuit.open_until = max(circuit.open_until, now + max(cooldown, hint or 0.0))
+                circuit.probing_since = 0.0
+            elif hint:
+                # The server said how long it needs: nobody calls before that, but
+                # not for a whole cool-down either (a routine 429 is not an outage).
+                circuit.open_until = max(circuit.open_until, now + hint)
+                circuit.probing_since = 0.0
+            after = circuit_state(circuit.open_until, now)
+            return before, CircuitView(after, circuit.open_until, circuit.failures)
 
     async def record_success(self, key: str) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_success`."""
-        circuit = self._circuits.pop(key, None)
-        before: CircuitState = "closed"
-        if circuit is not None and circuit.open_until:
-            # Reported as half-open: normally the success is the probe's. A call
-            # already in flight when the circuit opened may also end here; it
-            # closes the circuit all the same (the provider answered).
-            before = "half_open"
-        return before, CircuitView("closed", 0.0, 0)
+        with self._lock:
+            circuit = self._circuits.pop(key, None)
+            before: CircuitState = "closed"
+            if circuit is not None and circuit.open_until:
+                # Reported as half-open: normally the success is the probe's. A call
+                # already in flight when the circuit opened may also end here; it
+                # closes the circuit all the same (the provider answered).
+                before = "half_open"
+            return before, CircuitView("closed", 0.0, 0)
 
 
 _DEFAULT = MemoryStore()

@@ -10,6 +10,7 @@ texts are redacted before they are even put in a record.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from adk_retry.core._empty import safe_text
@@ -67,9 +68,44 @@ def describe(exc: BaseException) -> str:
         'Invalid response object'
     """
     # A broken __str__ must not replace the error being reported: no text, the type's name.
-    text = safe_text(exc).split(" Traceback (most recent call last)", 1)[0].strip()
+    text = _api_error_text(exc)
+    if text is None:
+        text = safe_text(exc)
+    text = text.split(" Traceback (most recent call last)", 1)[0].strip()
     # Redact before cutting: a key cut in half no longer matches the patterns.
     text = redact(text.splitlines()[0]) if text else type(exc).__name__
     if len(text) > _MAX_ERROR_TEXT:
         text = text[: _MAX_ERROR_TEXT - 3] + "..."
     return text
+
+
+def _api_error_text(exc: BaseException) -> str | None:
+    """``"<code> <status>: <message>"`` for a google-genai ``APIError``; None for anything else.
+
+    Its ``str`` is the code, the status and the whole response dict on one
+    line, and ADK's Gemini wraps a 429 in an error whose ``str`` starts with
+    a paragraph of advice ("On how to mitigate this issue, please refer
+    to:"), so the first line said nothing of what failed. The provider's own
+    message does. google-genai is looked up, never imported: if it is not
+    loaded, no such error exists.
+
+    Example:
+        >>> from google.genai.errors import ClientError
+        >>> error = ClientError(429, {"error": {"code": 429, "message": "Quota hit.", "status": "RESOURCE_EXHAUSTED"}})
+        >>> _api_error_text(error)
+        '429 RESOURCE_EXHAUSTED: Quota hit.'
+        >>> _api_error_text(ValueError("x")) is None
+        True
+    """
+    errors = sys.modules.get("google.genai.errors")
+    api_error = getattr(errors, "APIError", None)
+    if api_error is None or not isinstance(exc, api_error):
+        return None
+    try:
+        message = getattr(exc, "message", None)
+        if not isinstance(message, str) or not message.strip():
+            return None  # a websocket close, say: its str is all there is
+        head = " ".join(str(part) for part in (getattr(exc, "code", None), getattr(exc, "status", None)) if part)
+        return f"{head}: {message.strip()}" if head else message.strip()
+    except Exception:  # whatever the error holds, describing it must not raise
+        return None

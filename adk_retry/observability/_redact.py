@@ -29,22 +29,81 @@ __all__ = ["REDACTED", "RedactingFilter", "redact"]
 REDACTED = "[REDACTED]"
 """What a secret is replaced with."""
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Header and field forms first, so the value is replaced whatever its shape.
+# Where a secret's value ends: whitespace, a quote, a backslash (an escaped
+# quote in JSON inside a string), or what closes a dict, call, list or tag.
+_VALUE = r"""(?!\[REDACTED\])(?:(?<=")[^"\\\n]+|(?<=')[^'\\\n]+|[^\s"',;&(){}\[\]<>\\]+)"""
+# Between a name and its value: `: `, `=`, `": "`, `': '`, and `\": \"` (escaped JSON).
+_SEPARATOR = r"""(?:\\*["'])?\s*[:=]\s*(?:\\*["'])?"""
+
+# Field names whose value is a secret, whatever the value looks like. A name
+# starts a word (so `\w*` runs once per word, not once per character) and
+# ends where the separator begins ("max_tokens=5" is no `token`).
+_SECRET_NAMES = (
+    r"(?:proxy-)?authorization|x-goog-api-key|x-api-key|api[-_ ]?key(?:\s+(?:provided|given|used|supplied))?"
+    r"|\w*(?:token|password|passwd|secret|_key|_key_id|(?:database|db)_url|connection_string|webhook_url)"
+    r"|azure_username"
+)
+
+# Each pattern with the (lower-case) words a match must contain: a text that
+# holds none of them skips the pattern for the price of a substring search,
+# so ordinary error text costs a few microseconds, not a regex scan per shape.
+# Bare shapes start with their literal (a leading \b would stop the regex
+# engine from jumping to it); the lookbehind after it checks the word boundary.
+_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
+    # Whole blocks first: a PEM private key (to its END line, or to where the
+    # text was cut), and a Google service-account JSON.
     (
-        re.compile(
-            r"(?i)\b(authorization|proxy-authorization|x-api-key|api[-_]?key|x-goog-api-key|"
-            r"access[-_]?token|secret[-_]?key|token)(['\"]?\s*[:=]\s*['\"]?)(bearer\s+|basic\s+)?[^\s\"',;&}]+"
-        ),
+        ("-----begin",),
+        re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?:[\s\S]*?-----END[A-Z ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)"),
+        REDACTED,
+    ),
+    (
+        ("service_account",),
+        re.compile(r"""\{[^{}]*\\*"type\\*"\s*:\s*\\*"service_account[^{}]*(?:\{[^{}]*\}[^{}]*)*\}"""),
+        REDACTED,
+    ),
+    # Header and field forms, so the value is replaced whatever its shape; the
+    # name and an auth scheme are kept, to show what was refused. The scheme
+    # is atomic (?>...): once read it stays read, so "Bearer [REDACTED]" is
+    # not taken for a new value.
+    (
+        ("auth", "key", "token", "pass", "secret", "_url", "connection_string", "username"),
+        re.compile(rf"(?i)(?<![\w-])({_SECRET_NAMES})({_SEPARATOR})(?>((?:bearer|basic|token)\s+)?){_VALUE}"),
         r"\1\2\3" + REDACTED,
     ),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
-    # Bare keys, by the shapes providers issue.
-    (re.compile(r"\bsk-[A-Za-z0-9_*.-]{6,}"), REDACTED),  # OpenAI, Anthropic (sk-ant-), DeepSeek, ...
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{20,}"), REDACTED),  # Google API keys
-    (re.compile(r"\b(?:gsk|xai|hf|pplx|r8|ya29)[_.-][A-Za-z0-9_.-]{10,}"), REDACTED),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),  # AWS access key ids
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]*:[^/\s@]+@"), r"\1" + REDACTED + "@"),  # user:pass@ in URLs
+    # A credential name, a space, its value (litellm's own %s formatting).
+    (
+        ("client_secret", "azure_"),
+        re.compile(rf"(?i)(?<!\w)(client_secret|azure_password|azure_username)(\s+){_VALUE}"),
+        r"\1\2" + REDACTED,
+    ),
+    (
+        ("bearer", "basic"),
+        re.compile(r"(?i)\b(bearer|basic)\s+(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{8,}"),
+        r"\1 " + REDACTED,
+    ),
+    # Query parameters a key or a signature travels in (`?key=AIza...`, Azure SAS `&sig=`).
+    (("key=", "sig="), re.compile(r"(?i)(?<=[?&])(key|sig)=(?!\[REDACTED\])[^\s&'\"#]+"), r"\1=" + REDACTED),
+    # Bare keys and tokens, by the shapes providers issue.
+    (("sk-",), re.compile(r"sk-(?<!\wsk-)[A-Za-z0-9_*.-]{6,}"), REDACTED),  # OpenAI, Anthropic, DeepSeek, ...
+    (("aiza",), re.compile(r"AIza[0-9A-Za-z_-]{20,}"), REDACTED),  # Google API keys
+    (("ya29.",), re.compile(r"ya29\.(?<!\wya29\.)[A-Za-z0-9_.~+/-]+"), REDACTED),  # Google OAuth access tokens
+    (
+        ("gsk", "xai", "hf", "pplx", "r8"),
+        re.compile(r"\b(?:gsk|xai|hf|pplx|r8)[_.-][A-Za-z0-9_.-]{10,}"),
+        REDACTED,
+    ),
+    (("dapi",), re.compile(r"(?i)dapi(?<!\wdapi)[0-9a-f]{32}"), REDACTED),  # Databricks access tokens
+    (("x-ak-",), re.compile(r"(?i)x-ak-(?<!\wx-ak-)[A-Za-z0-9_-]{20,}"), REDACTED),  # Anthropic internal keys
+    (("akia", "asia"), re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{16}"), REDACTED),  # AWS access key ids
+    (("eyj",), re.compile(r"eyJ(?<!\weyJ)[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),  # JWTs
+    # user:password@ in URLs, to the last @ (a password may hold one); length-capped so a long URL
+    # cannot backtrack for long.
+    (
+        ("://",),
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s'\"/:@]{0,256}:[^\s'\"]{1,256}@"),
+        r"\1" + REDACTED + "@",
+    ),
 )
 
 
@@ -57,8 +116,10 @@ def redact(text: str) -> str:
         >>> redact("Authorization: Bearer abcdefgh12345")
         'Authorization: Bearer [REDACTED]'
     """
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    lowered = text.lower()
+    for words, pattern, replacement in _PATTERNS:
+        if any(word in lowered for word in words):
+            text = pattern.sub(replacement, text)
     return text
 
 
