@@ -73,29 +73,36 @@ def plain_agents_dir(tmp_path: Path) -> Path:
 def run_over_api_server(agents_dir: Path, app_name: str, extra_plugins: list[str] | None = None) -> list[Any]:
     """One ``/run`` request to the FastAPI app ``adk api_server`` serves, built by ADK's own factory, in-process."""
     from fastapi.testclient import TestClient
+    from google.adk.cli import api_server
     from google.adk.cli.fast_api import get_fast_api_app
 
-    api = get_fast_api_app(
-        agents_dir=str(agents_dir),
-        web=False,
-        session_service_uri="memory://",
-        artifact_service_uri="memory://",
-        memory_service_uri="memory://",
-        use_local_storage=False,
-        extra_plugins=extra_plugins,
-    )
-    with TestClient(api) as client:
-        created = client.post(f"/apps/{app_name}/users/u/sessions/s")
-        assert created.status_code == 200, created.text
-        ran = client.post(
-            "/run",
-            json={
-                "app_name": app_name,
-                "user_id": "u",
-                "session_id": "s",
-                "new_message": {"role": "user", "parts": [{"text": "hello"}]},
-            },
+    # The server would set a global TracerProvider for the rest of the process (OpenTelemetry
+    # allows it once), which changes what every later test sees of spans; not what is tested here.
+    setup, api_server._setup_telemetry = api_server._setup_telemetry, lambda *args, **kwargs: None
+    try:
+        api = get_fast_api_app(
+            agents_dir=str(agents_dir),
+            web=False,
+            session_service_uri="memory://",
+            artifact_service_uri="memory://",
+            memory_service_uri="memory://",
+            use_local_storage=False,
+            extra_plugins=extra_plugins,
         )
+        with TestClient(api) as client:
+            created = client.post(f"/apps/{app_name}/users/u/sessions/s")
+            assert created.status_code == 200, created.text
+            ran = client.post(
+                "/run",
+                json={
+                    "app_name": app_name,
+                    "user_id": "u",
+                    "session_id": "s",
+                    "new_message": {"role": "user", "parts": [{"text": "hello"}]},
+                },
+            )
+    finally:
+        api_server._setup_telemetry = setup
     assert ran.status_code == 200, ran.text
     events: list[Any] = ran.json()
     return events
