@@ -34,7 +34,7 @@ from adk_retry.events import RetryEvent
 from adk_retry.policy import RetryPolicy
 from adk_retry.testing import Fault, FaultServer
 
-__all__ = ["DEMO_POLICY", "ScriptedAnswer", "demo_script", "run_demo"]
+__all__ = ["DEMO_POLICY", "ScriptedAnswer", "demo_script", "quiet_console", "run_demo"]
 
 DEMO_POLICY = RetryPolicy(base_delay=0.5, max_delay=2.0)
 """The seed's policy with shorter delays, so the demo takes seconds."""
@@ -217,10 +217,42 @@ def _print_summary(summary: dict[str, Any], echo: Echo) -> None:
         echo(f"  {name + ':':<19}{text}")
 
 
+_LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
+
+
+def quiet_console(*, retry_log: bool = True) -> None:
+    """Console logging for the demo, the examples and the notebook: short and in order.
+
+    Everything goes to stdout at WARNING and above, with adk-retry's own retry
+    lines at INFO (``retry_log``) so a reader sees each retry. litellm is told
+    not to print its banners ("Give Feedback", "LiteLLM completion() model=")
+    and its loggers stop at WARNING; they keep their own handler but stop
+    propagating, which is what printed every litellm line twice. Setting
+    ``LITELLM_LOG`` (litellm's own switch) leaves litellm's loggers alone.
+
+    Without ``retry_log`` only adk-retry's errors (a call that gave up) show,
+    for callers that narrate retries themselves, as the demo does.
+
+    Example::
+
+        from adk_retry.demo import quiet_console
+
+        quiet_console()  # at the top of a script or the first cell of a notebook
+    """
+    import litellm
+
+    # force: a notebook kernel or an earlier basicConfig may already have set a root handler.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s - %(message)s", stream=sys.stdout, force=True)
+    logging.getLogger("adk_retry").setLevel(logging.INFO if retry_log else logging.ERROR)
+    litellm.suppress_debug_info = True
+    if "LITELLM_LOG" not in os.environ:
+        for name in _LITELLM_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).propagate = False
+
+
 def main(*, verbose: bool = False) -> None:
     """Entry point of ``adk-retry demo``; ``verbose`` adds adk-retry's own log lines."""
-    # One stream for the log and the transcript, so they interleave in order.
-    logging.basicConfig(level=logging.WARNING, format="  log: %(levelname)s %(message)s", stream=sys.stdout)
-    # The narrator already says what the log would; the log stays for --verbose and for real failures.
-    logging.getLogger("adk_retry").setLevel(logging.INFO if verbose else logging.ERROR)
+    # The narrator already says what the retry log would; --verbose shows the log as well.
+    quiet_console(retry_log=verbose)
     asyncio.run(run_demo())
