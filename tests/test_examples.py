@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -36,7 +37,7 @@ def assert_quiet(output: str) -> None:
     for banner in LITELLM_BANNERS:
         assert banner not in output, output[-2000:]
     lines = [line for line in output.splitlines() if line.strip()]
-    assert all(a != b for a, b in zip(lines, lines[1:])), output[-2000:]
+    assert all(a != b for a, b in itertools.pairwise(lines)), output[-2000:]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +64,8 @@ def test_example_runs_as_a_script(script, expected):
     assert done.stderr == ""
     assert len(done.stdout.splitlines()) <= 15
     # Statistics are counters, not the provider's error text.
-    assert "Traceback" not in done.stdout and "last_error" not in done.stdout
+    assert "Traceback" not in done.stdout
+    assert "last_error" not in done.stdout
 
 
 async def test_demo_uses_the_tool_and_retries(capsys):
@@ -102,10 +104,17 @@ async def test_demo_explains_itself(capsys):
     assert labelled[1].startswith("-> EmptyResponseError: No message in response; retry 1 of 3 at once (")
     assert labelled[2] == '[request 2] model call 1, attempt 2 of 4: fault: a choice whose "message" is null'
     assert labelled[3].startswith("-> litellm.InternalServerError: ")
-    assert "retry 2 of 3 at once" in labelled[3] and "Traceback" not in labelled[3]
-    assert labelled[4] == '[request 3] model call 1, attempt 3 of 4: ok: the model asks for list_files(path=".") -> succeeded'
+    assert "retry 2 of 3 at once" in labelled[3]
+    assert "Traceback" not in labelled[3]
+    assert (
+        labelled[4]
+        == '[request 3] model call 1, attempt 3 of 4: ok: the model asks for list_files(path=".") -> succeeded'
+    )
     assert labelled[5] == '[request 4] model call 2, attempt 1 of 4: fault: an answer with no message ("choices": [])'
-    assert labelled[7] == "[request 5] model call 2, attempt 2 of 4: ok: the model answers from the tool's result -> succeeded"
+    assert (
+        labelled[7]
+        == "[request 5] model call 2, attempt 2 of 4: ok: the model answers from the tool's result -> succeeded"
+    )
     assert len(labelled) == 8
     # The summary: every count, with what it means, and why nothing slept.
     summary_lines = lines[lines.index("summary:") + 1 :]
@@ -118,7 +127,9 @@ async def test_demo_explains_itself(capsys):
         "sleeping skipped (adk_retry.testing.no_waits())"
     )
     assert summary_lines[5].startswith("  turn took:         ")
-    assert summary["sleeping skipped"] is True and summary["slept"] == 0.0 and summary["backoff"] > 0
+    assert summary["sleeping skipped"] is True
+    assert summary["slept"] == 0.0
+    assert summary["backoff"] > 0
 
 
 def test_demo_summary_says_what_was_slept():

@@ -36,5 +36,7 @@ def test_verify_retry_notebook_executes(tmp_path, monkeypatch):
     assert "Model request succeeded on attempt 3" in outputs
     assert_quiet(outputs)
     # Statistics as a few counters, not kilobytes of the provider's error text.
-    assert "'retries': 2" in outputs and "last_error" not in outputs and "Traceback" not in outputs
+    assert "'retries': 2" in outputs
+    assert "last_error" not in outputs
+    assert "Traceback" not in outputs
     assert len(outputs) < 2000
