@@ -57,10 +57,13 @@ async def run_turn(
         >>> # turn.text
     """
     from google.adk.agents.run_config import RunConfig, StreamingMode  # type: ignore[attr-defined,unused-ignore]
+    from google.adk.apps import App
     from google.adk.runners import InMemoryRunner
     from google.genai import types
 
-    runner = InMemoryRunner(agent=agent, app_name=app_name, plugins=list(plugins))
+    # ADK 2.13 deprecates Runner(plugins=...) (a DeprecationWarning on every run, even
+    # with no plugins) in favour of App(plugins=...), which exists from ADK 2.3 on.
+    runner = InMemoryRunner(app=App(name=app_name, root_agent=agent, plugins=list(plugins)))
     try:
         session = await runner.session_service.create_session(app_name=app_name, user_id=user_id)
         mode = StreamingMode.SSE if streaming else StreamingMode.NONE
