@@ -24,6 +24,7 @@ import logging
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,7 +228,8 @@ def quiet_console(*, retry_log: bool = True) -> None:
     lines at INFO (``retry_log``) so a reader sees each retry. litellm is told
     not to print its banners ("Give Feedback", "LiteLLM completion() model=")
     and its loggers stop at WARNING; they keep their own handler but stop
-    propagating, which is what printed every litellm line twice. Setting
+    propagating, which is what printed every litellm line twice. ADK's notice
+    that it enabled an experimental feature by itself is hidden too. Setting
     ``LITELLM_LOG`` (litellm's own switch) leaves litellm's loggers alone.
 
     Without ``retry_log`` only adk-retry's errors (a call that gave up) show,
@@ -245,6 +247,9 @@ def quiet_console(*, retry_log: bool = True) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s - %(message)s", stream=sys.stdout, force=True)
     logging.getLogger("adk_retry").setLevel(logging.INFO if retry_log else logging.ERROR)
     litellm.suppress_debug_info = True
+    # ADK 2.3 turns on an experimental feature of its own for every function tool and says so
+    # on stderr each run; nothing the reader chose, so not worth a line. Only that marker.
+    warnings.filterwarnings("ignore", r"\[EXPERIMENTAL\] feature", UserWarning, r"google\.adk\.")
     if "LITELLM_LOG" not in os.environ:
         for name in _LITELLM_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
