@@ -14,15 +14,14 @@ ADK_RETRY_MODEL names a real LiteLLM model.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import sys
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from google.adk.agents import Agent
 
 from adk_retry import add_retry_capabilities_to_agent, create_retry_callbacks
+from adk_retry.demo import quiet_console
 from adk_retry.testing import Fault
 from adk_retry.testing.turns import example_model, run_turn
 
@@ -50,10 +49,12 @@ async def main() -> str:
 
         turn = await run_turn(agent, "Say something.")
         print(f"answer: {turn.text}")
-        print(f"stats: {agent._retry_handler.stats.as_dict()}")
+        stats = agent._retry_handler.stats.as_dict()
+        # The counters a reader checks; as_dict() also has the last error's full text, too long to print.
+        print("stats:", {key: stats[key] for key in ("calls", "attempts", "retries", "slept", "errors")})
         return turn.text
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s - %(message)s", stream=sys.stdout)
+    quiet_console()  # adk-retry's retry lines on stdout; litellm's banners and duplicate lines off
     asyncio.run(main())

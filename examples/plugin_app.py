@@ -11,9 +11,7 @@ ADK_RETRY_MODEL names a real LiteLLM model.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import sys
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -22,6 +20,7 @@ from google.adk.models.lite_llm import LiteLlm
 from google.adk.tools.agent_tool import AgentTool
 
 from adk_retry import RetryPlugin, RetryPolicy
+from adk_retry.demo import quiet_console
 from adk_retry.testing import Fault
 from adk_retry.testing.turns import example_model, run_turn
 
@@ -61,5 +60,5 @@ async def main() -> str:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s - %(message)s", stream=sys.stdout)
+    quiet_console()  # adk-retry's retry lines on stdout; litellm's banners and duplicate lines off
     asyncio.run(main())

@@ -10,15 +10,14 @@ environment, it talks to the real provider instead.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import sys
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from google.adk.agents import Agent
 
 from adk_retry import RetryHandler, add_retry_capabilities_to_agent
+from adk_retry.demo import quiet_console
 from adk_retry.testing import Fault
 from adk_retry.testing.turns import example_model, run_turn
 
@@ -36,5 +35,5 @@ async def main() -> str:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s - %(message)s", stream=sys.stdout)
+    quiet_console()  # adk-retry's retry lines on stdout; litellm's banners and duplicate lines off
     asyncio.run(main())

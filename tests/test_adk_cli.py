@@ -155,11 +155,6 @@ def test_app_folder_retries_under_api_server(server, cli_env, retry_log):
     assert any("ServiceUnavailableError" in line and "attempt 1/4" in line for line in messages(retry_log))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two RetryPlugins on one app: the later (default policy) replaces the App's (transient) on each call; "
-    "needs the first-wins check proposed for RetryPlugin.before_model_callback",
-)
 def test_extra_plugins_beside_an_apps_own_plugin_keeps_the_apps_policy(server, cli_env, retry_log):
     server.push(Fault.http_error(503), Fault.ok("The App's policy still rules."))
     with no_waits():

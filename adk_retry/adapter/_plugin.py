@@ -149,7 +149,12 @@ class RetryPlugin(BasePlugin):
             from google.adk.agents.llm_agent import LlmAgent
 
             state = current_call.get()
-            if state is not None and not state.taken and isinstance(state.owner, RetryPlugin) and state.owner is not self:
+            if (
+                state is not None
+                and not state.taken
+                and isinstance(state.owner, RetryPlugin)
+                and state.owner is not self
+            ):
                 # Another RetryPlugin earlier in the app's plugin list (an App's own, then
                 # --extra_plugins) already opened this call: the first one wins, never two policies.
                 return None

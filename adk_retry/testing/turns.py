@@ -57,9 +57,12 @@ async def run_turn(
         >>> # turn = await run_turn(agent, "list the files", streaming=True)
         >>> # turn.text
     """
+    from google.adk.apps import App
     from google.adk.runners import InMemoryRunner
 
-    runner = InMemoryRunner(agent=agent, app_name=app_name, plugins=list(plugins))
+    # ADK 2.13 deprecates Runner(plugins=...) (a DeprecationWarning on every run, even
+    # with no plugins) in favour of App(plugins=...), which exists from ADK 2.3 on.
+    runner = InMemoryRunner(app=App(name=app_name, root_agent=agent, plugins=list(plugins)))
     try:
         return await run_turn_on(runner, message, streaming=streaming, user_id=user_id)
     finally:
