@@ -143,8 +143,9 @@ def variants() -> list[Variant]:
         Variant("bare", "bare call (no retry layer)", _bare),
         Variant("hand", "hand-written loop (buffered, 4 attempts)", functools.partial(_buffered_retry, _hand_loop)),
         Variant("adk", "**adk_retry** wrapper (default policy)", _adk),
-        Variant("adk_guarded", "adk_retry, transient + budget + breaker", _guarded_policy(),
-                features.missing("budget")),
+        Variant(
+            "adk_guarded", "adk_retry, transient + budget + breaker", _guarded_policy(), features.missing("budget")
+        ),
         Variant("backoff", "backoff `on_exception(expo, max_tries=4)`", _library_decorator("backoff", _backoff)),
         Variant("tenacity", "tenacity `@retry` (AsyncRetrying)", _library_decorator("tenacity", _tenacity)),
         Variant("stamina", "stamina `@retry(attempts=4)`", _library_decorator("stamina", _stamina)),
@@ -206,8 +207,15 @@ def _section(rows: list[Variant], samples: dict[str, list[float]]) -> Overhead:
         "yield its responses again. Every layer allows 4 attempts. Added time is measured per round "
         "against the bare call of the same round; the share is of one real `LiteLlm` call to the "
         f"loopback fault server measured in the same rounds ({fmt(litellm_ns / 1e6)} ms median).",
-        ["variant", "ns/call median", "ns/call min", "x bare (median)", "added µs median", "added µs min",
-         "share of a LiteLlm call"],
+        [
+            "variant",
+            "ns/call median",
+            "ns/call min",
+            "x bare (median)",
+            "added µs median",
+            "added µs min",
+            "share of a LiteLlm call",
+        ],
     )
     for row in rows:
         if row.key not in samples:
@@ -217,8 +225,15 @@ def _section(rows: list[Variant], samples: dict[str, list[float]]) -> Overhead:
         time, ratio = summarize(own), summarize([v / b for v, b in zip(own, bare, strict=True)])
         added = summarize([(v - b) / 1000 for v, b in zip(own, bare, strict=True)])
         share = fmt(100 * added.median * 1000 / litellm_ns, 3, " %") if row.key != "bare" else ""
-        section.add(row.label, fmt(time.median, 0), fmt(time.min, 0), fmt(ratio.median, 2, "x"),
-                    fmt(added.median), fmt(added.min), share)
+        section.add(
+            row.label,
+            fmt(time.median, 0),
+            fmt(time.min, 0),
+            fmt(ratio.median, 2, "x"),
+            fmt(added.median),
+            fmt(added.min),
+            share,
+        )
     adk_added = summarize([(a - b) / 1000 for a, b in zip(samples["adk"], bare, strict=True)]).median
     vs_hand = summarize(paired({k: samples[k] for k in ("bare", "hand", "adk")}, _ratio)).median
     section.notes += [
@@ -232,7 +247,8 @@ def _section(rows: list[Variant], samples: dict[str, list[float]]) -> Overhead:
         f"{fmt(adk_added)} µs), without adk_retry's per-agent handlers, empty-answer detection, request "
         "restore between attempts and statistics."
         for row in rows
-        if row.key not in ("bare", "adk") and row.key in samples
+        if row.key not in ("bare", "adk")
+        and row.key in samples
         and (less := summarize([(v - b) / 1000 for v, b in zip(samples[row.key], bare, strict=True)]).median)
         < adk_added
     ]

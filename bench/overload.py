@@ -84,8 +84,19 @@ class OverloadSizes:
 
 FULL_OVERLOAD = OverloadSizes()
 SMOKE_OVERLOAD = OverloadSizes(
-    rate=20.0, burst=2, callers=6, calls_each=2, outage_callers=4, outage_seconds=0.5, outage_run=1.5,
-    tail_calls=10, tail_concurrency=5, tail_stall=0.2, fallback_calls=4, fallback_concurrency=4, call_timeout=2.5,
+    rate=20.0,
+    burst=2,
+    callers=6,
+    calls_each=2,
+    outage_callers=4,
+    outage_seconds=0.5,
+    outage_run=1.5,
+    tail_calls=10,
+    tail_concurrency=5,
+    tail_stall=0.2,
+    fallback_calls=4,
+    fallback_concurrency=4,
+    call_timeout=2.5,
     together=True,
 )
 
@@ -208,8 +219,12 @@ def _router(target: Target) -> Generate:
     ]
     retries = {name: ROUTER_RETRIES for name in RouterRetryPolicy.model_fields if name.endswith("Retries")}
     fallbacks = [{names[0]: names[1:]}] if len(names) > 1 else []
-    router = Router(model_list=model_list, num_retries=ROUTER_RETRIES, retry_policy=RouterRetryPolicy(**retries),
-                    fallbacks=fallbacks)
+    router = Router(
+        model_list=model_list,
+        num_retries=ROUTER_RETRIES,
+        retry_policy=RouterRetryPolicy(**retries),
+        fallbacks=fallbacks,
+    )
     model = LiteLlm(model=MODEL, llm_client=router_client(router, names[0]))
     return model.generate_content_async
 
@@ -253,21 +268,43 @@ def variants() -> list[Variant]:
     budget, breaker = features.budget(), features.breaker()
     return [
         Variant("pacer", "client-side pacer at exactly the capacity (the limit), retries off", _pacer, {RATE}),
-        Variant("router", f"litellm `Router`, `num_retries={ROUTER_RETRIES}` + retry policy "
-                f"{ROUTER_RETRIES} (+ fallbacks)", _router),
-        Variant("num_retries", "litellm `num_retries=3`", lambda t: lite_llm(t.urls[0], num_retries=3)
-                .generate_content_async),
-        Variant("bare", "bare `LiteLlm`, defaults (OpenAI SDK `max_retries=2`)",
-                lambda t: lite_llm(t.urls[0]).generate_content_async),
+        Variant(
+            "router",
+            f"litellm `Router`, `num_retries={ROUTER_RETRIES}` + retry policy {ROUTER_RETRIES} (+ fallbacks)",
+            _router,
+        ),
+        Variant(
+            "num_retries",
+            "litellm `num_retries=3`",
+            lambda t: lite_llm(t.urls[0], num_retries=3).generate_content_async,
+        ),
+        Variant(
+            "bare",
+            "bare `LiteLlm`, defaults (OpenAI SDK `max_retries=2`)",
+            lambda t: lite_llm(t.urls[0]).generate_content_async,
+        ),
         Variant("transient", "adk_retry `RetryPolicy.transient()`", _with_policy(RetryPolicy.transient)),
-        Variant("transient_budget", "adk_retry `transient()` + `RetryBudget()`",
-                _with_policy(_transient_with(features.budget)), {RATE, OUTAGE},
-                "" if budget is not None else features.missing("budget")),
-        Variant("transient_breaker", "adk_retry `transient()` + `CircuitBreaker()` (30 s cooldown)",
-                _with_policy(_transient_with(features.breaker)), {OUTAGE},
-                "" if breaker is not None else features.missing("breaker")),
-        Variant("adk_fallback", "ADK `FallbackModel` over two bare `LiteLlm`", _adk_fallback, {FALLBACK},
-                _has_adk_fallback()),
+        Variant(
+            "transient_budget",
+            "adk_retry `transient()` + `RetryBudget()`",
+            _with_policy(_transient_with(features.budget)),
+            {RATE, OUTAGE},
+            "" if budget is not None else features.missing("budget"),
+        ),
+        Variant(
+            "transient_breaker",
+            "adk_retry `transient()` + `CircuitBreaker()` (30 s cooldown)",
+            _with_policy(_transient_with(features.breaker)),
+            {OUTAGE},
+            "" if breaker is not None else features.missing("breaker"),
+        ),
+        Variant(
+            "adk_fallback",
+            "ADK `FallbackModel` over two bare `LiteLlm`",
+            _adk_fallback,
+            {FALLBACK},
+            _has_adk_fallback(),
+        ),
     ]
 
 
@@ -379,14 +416,23 @@ async def run_rate(variant: Variant, sizes: OverloadSizes) -> RateRun:
         server.capacity(sizes.rate, sizes.burst)  # a full bucket, from now
 
         async def caller(number: int) -> list[Call]:
-            return [await one_call(generate, number * sizes.calls_each + index, limit=sizes.call_timeout)
-                    for index in range(sizes.calls_each)]
+            return [
+                await one_call(generate, number * sizes.calls_each + index, limit=sizes.call_timeout)
+                for index in range(sizes.calls_each)
+            ]
 
         cpu, started = _client_cpu(server), time.monotonic()
         results = await asyncio.gather(*(caller(number) for number in range(sizes.callers)))
         seconds, cpu = time.monotonic() - started, _client_cpu(server) - cpu
-        return RateRun(variant, [call for calls in results for call in calls], seconds, server.rate_limited,
-                       len(server.requests), cpu, sizes.rate)
+        return RateRun(
+            variant,
+            [call for calls in results for call in calls],
+            seconds,
+            server.rate_limited,
+            len(server.requests),
+            cpu,
+            sizes.rate,
+        )
 
 
 def rate_section(runs: Sequence[RateRun], skipped: Sequence[Variant], sizes: OverloadSizes) -> Section:
@@ -401,21 +447,42 @@ def rate_section(runs: Sequence[RateRun], skipped: Sequence[Variant], sizes: Ove
         f"make {sizes.calls_each} calls each, one after the other ({total} calls: ideally "
         f"{total / sizes.rate:.1f} s and no 429). Goodput = answers per second over the run / capacity. "
         "Client CPU = process CPU time minus the server thread's, over the run's wall time (100 % = one core).",
-        ["configuration", "success", "goodput / capacity", "goodput / pacer's", "429s per success",
-         "requests per call", "run s", "client CPU", "client CPU ms per call"],
+        [
+            "configuration",
+            "success",
+            "goodput / capacity",
+            "goodput / pacer's",
+            "429s per success",
+            "requests per call",
+            "run s",
+            "client CPU",
+            "client CPU ms per call",
+        ],
     )
     pacer = next((run.goodput for run in runs if run.variant.key == "pacer"), math.nan)
     for run in runs:
-        section.add(run.variant.label, fmt(100 * run.success, 1, " %"), fmt(run.goodput), fmt(run.goodput / pacer),
-                    fmt(run.rejected_per_success), fmt(run.requests / len(run.calls)), fmt(run.seconds, 1),
-                    fmt(100 * run.client_cpu / run.seconds, 0, " %"), fmt(1000 * run.client_cpu / len(run.calls), 1))
+        section.add(
+            run.variant.label,
+            fmt(100 * run.success, 1, " %"),
+            fmt(run.goodput),
+            fmt(run.goodput / pacer),
+            fmt(run.rejected_per_success),
+            fmt(run.requests / len(run.calls)),
+            fmt(run.seconds, 1),
+            fmt(100 * run.client_cpu / run.seconds, 0, " %"),
+            fmt(1000 * run.client_cpu / len(run.calls), 1),
+        )
     for variant in skipped:
         section.add(variant.label, variant.why_missing, *[""] * 7)
-    section.notes.append("Issue 11's targets (adaptive and configured limiter): success >= 99 %, goodput >= 0.95 x "
-                         "capacity, <= 0.05 rejected requests per success.")
-    section.notes.append("The pacer is the physical limit on this machine: when its goodput is below 1.00 the client "
-                         "(sharing two cores with the server and other work) could not issue calls any faster, so "
-                         "\"goodput / pacer's\" is the fair comparison.")
+    section.notes.append(
+        "Issue 11's targets (adaptive and configured limiter): success >= 99 %, goodput >= 0.95 x "
+        "capacity, <= 0.05 rejected requests per success."
+    )
+    section.notes.append(
+        "The pacer is the physical limit on this machine: when its goodput is below 1.00 the client "
+        "(sharing two cores with the server and other work) could not issue calls any faster, so "
+        '"goodput / pacer\'s" is the fair comparison.'
+    )
     return section
 
 
@@ -486,20 +553,33 @@ def outage_section(runs: Sequence[OutageRun], skipped: Sequence[Variant], sizes:
         f"Every request gets a 503 for the first {sizes.outage_seconds:g} s (`server.outage(0, "
         f"{sizes.outage_seconds:g})`), then the provider is healthy; {sizes.outage_callers} callers each start a "
         f"call at most every second (the next one when the last has ended, and not before a second after it "
-        f"started) for {sizes.outage_run:g} s. \"Answered after recovery\": seconds from the outage's end until "
+        f'started) for {sizes.outage_run:g} s. "Answered after recovery": seconds from the outage\'s end until '
         "half (90 %) of the callers had a successful call end after it.",
-        ["configuration", "success", "requests per caller per second to the dead provider",
-         "half answered after recovery s", "90 % answered after recovery s", "calls"],
+        [
+            "configuration",
+            "success",
+            "requests per caller per second to the dead provider",
+            "half answered after recovery s",
+            "90 % answered after recovery s",
+            "calls",
+        ],
     )
     for run in runs:
-        section.add(run.variant.label, fmt(100 * run.success, 1, " %"), fmt(run.dead_rate),
-                    fmt(run.answered_after(0.5)), fmt(run.answered_after(0.9)),
-                    sum(len(calls) for calls in run.calls))
+        section.add(
+            run.variant.label,
+            fmt(100 * run.success, 1, " %"),
+            fmt(run.dead_rate),
+            fmt(run.answered_after(0.5)),
+            fmt(run.answered_after(0.9)),
+            sum(len(calls) for calls in run.calls),
+        )
     for variant in skipped:
         section.add(variant.label, variant.why_missing, *[""] * 4)
-    section.notes.append("Issue 11's targets: <= 0.1 requests per caller per second to a dead provider, half the "
-                         "callers answered within 0.5 s of recovery and 90 % within 1 s, no call failed that had "
-                         "time left. \"n/a\": fewer callers than that share ever got an answer after recovery.")
+    section.notes.append(
+        "Issue 11's targets: <= 0.1 requests per caller per second to a dead provider, half the "
+        "callers answered within 0.5 s of recovery and 90 % within 1 s, no call failed that had "
+        'time left. "n/a": fewer callers than that share ever got an answer after recovery.'
+    )
     return section
 
 
@@ -559,18 +639,33 @@ def tail_section(runs: Sequence[TailRun], skipped: Sequence[Variant], sizes: Ove
         f"{100 * sizes.tail_p:g} % of the requests (seeded) stall {sizes.tail_stall:g} s before their answer starts "
         f"(`server.slow_first_token(p={sizes.tail_p:g}, seconds={sizes.tail_stall:g})`). Time to first chunk is "
         "from the call's start to its first yielded response.",
-        ["configuration", "p99 first chunk, healthy ms", "p99 first chunk, slow tail ms", "ratio",
-         "extra requests", "stalled requests", "success"],
+        [
+            "configuration",
+            "p99 first chunk, healthy ms",
+            "p99 first chunk, slow tail ms",
+            "ratio",
+            "extra requests",
+            "stalled requests",
+            "success",
+        ],
     )
     for run in runs:
         healthy, slow = run.p99(run.healthy), run.p99(run.slow)
         success = sum(call.ok for call in run.slow) / len(run.slow)
-        section.add(run.variant.label, fmt(healthy, 1), fmt(slow, 1), fmt(slow / healthy),
-                    fmt(100 * run.extra, 1, " %"), run.stalled, fmt(100 * success, 1, " %"))
+        section.add(
+            run.variant.label,
+            fmt(healthy, 1),
+            fmt(slow, 1),
+            fmt(slow / healthy),
+            fmt(100 * run.extra, 1, " %"),
+            run.stalled,
+            fmt(100 * success, 1, " %"),
+        )
     for variant in skipped:
         section.add(variant.label, variant.why_missing, *[""] * 5)
-    section.notes.append("Issue 11's target for hedging: p99 first chunk within 1.2 x the healthy p99 for <= 15 % "
-                         "extra requests.")
+    section.notes.append(
+        "Issue 11's target for hedging: p99 first chunk within 1.2 x the healthy p99 for <= 15 % extra requests."
+    )
     return section
 
 
@@ -619,16 +714,29 @@ def fallback_section(runs: Sequence[FallbackRun], skipped: Sequence[Variant], si
         f"Two fault servers; the primary answers every request with 503 (`server.outage()`), the second is "
         f"healthy. {sizes.fallback_calls} calls, {sizes.fallback_concurrency} at a time; the same calls with a "
         "healthy primary give the baseline. Variants without a fallback chain use the primary only.",
-        ["configuration", "success, primary down", "mean ms, primary healthy", "mean ms, primary down",
-         "added latency ms", "requests to primary per call", "requests to fallback per call"],
+        [
+            "configuration",
+            "success, primary down",
+            "mean ms, primary healthy",
+            "mean ms, primary down",
+            "added latency ms",
+            "requests to primary per call",
+            "requests to fallback per call",
+        ],
     )
     for run in runs:
         healthy = 1000 * statistics.mean(call.seconds for call in run.healthy)
         down = 1000 * statistics.mean(call.seconds for call in run.down)
         success = sum(call.ok for call in run.down) / len(run.down)
-        section.add(run.variant.label, fmt(100 * success, 1, " %"), fmt(healthy, 1), fmt(down, 1),
-                    fmt(down - healthy, 1), fmt(run.primary_requests / len(run.down)),
-                    fmt(run.secondary_requests / len(run.down)))
+        section.add(
+            run.variant.label,
+            fmt(100 * success, 1, " %"),
+            fmt(healthy, 1),
+            fmt(down, 1),
+            fmt(down - healthy, 1),
+            fmt(run.primary_requests / len(run.down)),
+            fmt(run.secondary_requests / len(run.down)),
+        )
     for variant in skipped:
         section.add(variant.label, variant.why_missing, *[""] * 6)
     section.notes.append("Issue 11's target: 100 % success with the primary down.")
@@ -679,19 +787,39 @@ async def measure_overload(sizes: OverloadSizes, chosen: Sequence[Variant] | Non
     """Run every scenario for every variant that joins it; one table per scenario."""
     every = list(chosen) if chosen is not None else variants()
     rate_variants, rate_skipped = _chosen(every, RATE)
-    rate = await _each(rate_variants, run_rate, sizes, lambda run: (
-        f"rate: {run.success:.1%} ok, goodput {run.goodput:.2f}, {run.rejected_per_success:.2f} 429s/success, "
-        f"{run.seconds:.1f} s"))
+    rate = await _each(
+        rate_variants,
+        run_rate,
+        sizes,
+        lambda run: (
+            f"rate: {run.success:.1%} ok, goodput {run.goodput:.2f}, {run.rejected_per_success:.2f} 429s/success, "
+            f"{run.seconds:.1f} s"
+        ),
+    )
     outage_variants, outage_skipped = _chosen(every, OUTAGE)
-    outage = await _each(outage_variants, run_outage, sizes, lambda down: (
-        f"outage: {down.success:.1%} ok, {down.dead_rate:.2f} req/caller/s to the dead provider, half answered "
-        f"{down.answered_after(0.5):.2f} s after recovery"))
+    outage = await _each(
+        outage_variants,
+        run_outage,
+        sizes,
+        lambda down: (
+            f"outage: {down.success:.1%} ok, {down.dead_rate:.2f} req/caller/s to the dead provider, half answered "
+            f"{down.answered_after(0.5):.2f} s after recovery"
+        ),
+    )
     tail_variants, tail_skipped = _chosen(every, TAIL)
-    tail = await _each(tail_variants, run_tail, sizes, lambda slow: (
-        f"tail: p99 first chunk {slow.p99(slow.healthy):.0f} -> {slow.p99(slow.slow):.0f} ms"))
+    tail = await _each(
+        tail_variants,
+        run_tail,
+        sizes,
+        lambda slow: f"tail: p99 first chunk {slow.p99(slow.healthy):.0f} -> {slow.p99(slow.slow):.0f} ms",
+    )
     fallback_variants, fallback_skipped = _chosen(every, FALLBACK)
-    fallback = await _each(fallback_variants, run_fallback, sizes, lambda chain: (
-        f"fallback: {sum(c.ok for c in chain.down)}/{len(chain.down)} ok with the primary down"))
+    fallback = await _each(
+        fallback_variants,
+        run_fallback,
+        sizes,
+        lambda chain: f"fallback: {sum(c.ok for c in chain.down)}/{len(chain.down)} ok with the primary down",
+    )
     sections = [
         rate_section(rate, rate_skipped, sizes),
         outage_section(outage, outage_skipped, sizes),

@@ -59,10 +59,17 @@ def _commit() -> str:
     """The checkout's commit, and whether it had uncommitted changes."""
     root = Path(__file__).resolve().parents[1]
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "adk_retry"], cwd=root, capture_output=True,
-                               text=True, check=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "adk_retry"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head} (with uncommitted changes to adk_retry/)" if dirty else head
@@ -102,16 +109,25 @@ def plot(goodput: Goodput, outage: Outage, path: Path) -> bool:
             series.setdefault(job.layer.key, []).append((rate, job.success))
             attempts.add(job.layer.attempts)
     for index, (key, points) in enumerate(series.items()):
-        left.plot([100 * r for r, _ in points], [100 * s for _, s in points], marker=MARKERS[index % len(MARKERS)],
-                  linestyle="--" if index % 2 else "-", label=SHORT.get(key, key))
+        left.plot(
+            [100 * r for r, _ in points],
+            [100 * s for _, s in points],
+            marker=MARKERS[index % len(MARKERS)],
+            linestyle="--" if index % 2 else "-",
+            label=SHORT.get(key, key),
+        )
     top = max(rates, default=0.5) + 0.05
     fine = [top * index / 60 for index in range(61)]
     for count in sorted(attempts):
-        left.plot([100 * r for r in fine], [100 * (1 - r**count) for r in fine], linestyle=":", color="grey",
-                  linewidth=1)
+        left.plot(
+            [100 * r for r in fine], [100 * (1 - r**count) for r in fine], linestyle=":", color="grey", linewidth=1
+        )
         left.annotate(f"1-p^{count}", (100 * top, 100 * (1 - top**count)), fontsize=8, color="grey")
-    left.set(xlabel="fault rate p (% of requests answered 503)", ylabel="calls that succeeded (%)",
-             title="Goodput under faults (dotted: theory 1 - p^attempts)")
+    left.set(
+        xlabel="fault rate p (% of requests answered 503)",
+        ylabel="calls that succeeded (%)",
+        title="Goodput under faults (dotted: theory 1 - p^attempts)",
+    )
     left.legend(fontsize=7, loc="lower left")
     left.grid(alpha=0.3)
     labels = [SHORT.get(job.layer.key, job.layer.key) for job in outage.jobs]
@@ -150,9 +166,13 @@ def _headlines(overhead: Overhead, streaming: Streaming, outage: Outage) -> list
         others = {job.layer.key: job for job in outage.jobs}
         context = ", ".join(
             f"{name}: {fmt(others[key].requests_per_call)}"
-            for key, name in (("adk_budget", "with a retry budget"), ("adk_transient", "adk_retry `transient`"),
-                              ("sdk", "litellm defaults"), ("num_retries", "litellm `num_retries=3`"),
-                              ("stacked", "naive stacking"))
+            for key, name in (
+                ("adk_budget", "with a retry budget"),
+                ("adk_transient", "adk_retry `transient`"),
+                ("sdk", "litellm defaults"),
+                ("num_retries", "litellm `num_retries=3`"),
+                ("stacked", "naive stacking"),
+            )
             if key != outage.best.layer.key
             if key in others
         )
@@ -176,11 +196,20 @@ def page(
     smoke: bool,
 ) -> str:
     """The whole markdown page."""
-    sections: Sequence[Section] = (overhead.section, streaming.section, goodput.section, outage.section, memory,
-                                   *(overload.sections if overload is not None else ()))
+    sections: Sequence[Section] = (
+        overhead.section,
+        streaming.section,
+        goodput.section,
+        outage.section,
+        memory,
+        *(overload.sections if overload is not None else ()),
+    )
     wins = [win for section in sections for win in section.wins]
-    figure = (f"![Success rate against fault rate, and requests per call in an outage]({PLOT_NAME})" if plotted
-              else "_No plot: matplotlib is not installed (`pip install -e '.[bench]'`)._")
+    figure = (
+        f"![Success rate against fault rate, and requests per call in an outage]({PLOT_NAME})"
+        if plotted
+        else "_No plot: matplotlib is not installed (`pip install -e '.[bench]'`)._"
+    )
     mode = _mode(smoke)
     machine_rows = "\n".join(f"| {name} | {value} |" for name, value in machine())
     parts = [
@@ -190,14 +219,14 @@ def page(
         "measured side by side in one run (the machine is shared: absolute times drift).",
         "\n".join(f"- {line}" for line in _headlines(overhead, streaming, outage)),
         figure,
-        "## Reproduce\n\n```bash\npip install -e \".[bench]\"   # tenacity, stamina, backoff, matplotlib\n"
+        '## Reproduce\n\n```bash\npip install -e ".[bench]"   # tenacity, stamina, backoff, matplotlib\n'
         "python bench/run.py                # full run: writes docs/benchmarks.md and docs/benchmarks.png\n"
         "python bench/run.py --smoke --out /tmp/bench   # tiny sizes, ~30 s, never writes docs/\n```\n\n"
-        "A missing optional library turns its row into \"not installed\"; without matplotlib there is no plot.",
+        'A missing optional library turns its row into "not installed"; without matplotlib there is no plot.',
         "## Machine\n\n| | |\n|---|---|\n" + machine_rows,
         *(section.markdown() for section in sections),
-        "## Where an alternative wins\n\n" + ("\n".join(f"- {win}" for win in wins) if wins else "- Nowhere, "
-                                                "in this run."),
+        "## Where an alternative wins\n\n"
+        + ("\n".join(f"- {win}" for win in wins) if wins else "- Nowhere, in this run."),
     ]
     return "\n\n".join(parts) + "\n"
 

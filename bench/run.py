@@ -37,8 +37,7 @@ from bench.tables import Section
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGE_NAME = "benchmarks.md"
 OVERLOAD_PAGE_NAME = "overload.md"
-QUIET_LOGGERS = ("adk_retry", "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "google_adk", "httpx", "openai",
-                 "aiohttp")
+QUIET_LOGGERS = ("adk_retry", "LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "google_adk", "httpx", "openai", "aiohttp")
 
 
 @dataclass(frozen=True)
@@ -63,16 +62,35 @@ class Sizes:
 
 
 FULL = Sizes(
-    overhead_iterations=10_000, overhead_rounds=15, litellm_calls=20,
-    stream_chunks=20, stream_gap=0.05, stream_rounds=5, streams=4,
-    memory_chunks=2_000, memory_rounds=3,
-    fault_rates=(0.1, 0.3, 0.5), goodput_calls=1_000, sdk_concurrency=50, outage_calls=100,
+    overhead_iterations=10_000,
+    overhead_rounds=15,
+    litellm_calls=20,
+    stream_chunks=20,
+    stream_gap=0.05,
+    stream_rounds=5,
+    streams=4,
+    memory_chunks=2_000,
+    memory_rounds=3,
+    fault_rates=(0.1, 0.3, 0.5),
+    goodput_calls=1_000,
+    sdk_concurrency=50,
+    outage_calls=100,
 )
 SMOKE = Sizes(
-    overhead_iterations=300, overhead_rounds=2, litellm_calls=3,
-    stream_chunks=20, stream_gap=0.005, stream_rounds=1, streams=1,
-    memory_chunks=200, memory_rounds=1,
-    fault_rates=(0.1, 0.5), goodput_calls=20, sdk_concurrency=20, outage_calls=5, outage_together=True,
+    overhead_iterations=300,
+    overhead_rounds=2,
+    litellm_calls=3,
+    stream_chunks=20,
+    stream_gap=0.005,
+    stream_rounds=1,
+    streams=1,
+    memory_chunks=200,
+    memory_rounds=1,
+    fault_rates=(0.1, 0.5),
+    goodput_calls=20,
+    sdk_concurrency=20,
+    outage_calls=5,
+    outage_together=True,
     overload=SMOKE_OVERLOAD,
 )
 
@@ -114,18 +132,21 @@ class Results:
 async def measure(sizes: Sizes, *, seed: int) -> Results:
     """Measure every section, in one event loop."""
     started = _step("1/6 success-path overhead")
-    overhead = await measure_overhead(iterations=sizes.overhead_iterations, rounds=sizes.overhead_rounds,
-                                      litellm_calls=sizes.litellm_calls)
+    overhead = await measure_overhead(
+        iterations=sizes.overhead_iterations, rounds=sizes.overhead_rounds, litellm_calls=sizes.litellm_calls
+    )
     _step("2/6 streaming time to first chunk")
-    streaming = await measure_streaming(chunks=sizes.stream_chunks, gap=sizes.stream_gap,
-                                        rounds=sizes.stream_rounds, streams=sizes.streams)
+    streaming = await measure_streaming(
+        chunks=sizes.stream_chunks, gap=sizes.stream_gap, rounds=sizes.stream_rounds, streams=sizes.streams
+    )
     _step("3/6 memory per streamed chunk")
     memory = await measure_memory(chunks=sizes.memory_chunks, rounds=sizes.memory_rounds)
     _step("4/6 load in a full outage")
     outage = await measure_outage(calls=sizes.outage_calls, together=sizes.outage_together)
     _step("5/6 goodput under faults")
-    goodput = await measure_goodput(rates=sizes.fault_rates, calls=sizes.goodput_calls,
-                                    sdk_concurrency=sizes.sdk_concurrency, seed=seed)
+    goodput = await measure_goodput(
+        rates=sizes.fault_rates, calls=sizes.goodput_calls, sdk_concurrency=sizes.sdk_concurrency, seed=seed
+    )
     _step("6/6 overload: rate limit, outage and recovery, slow first token, fallback")
     overload = await measure_overload(sizes.overload)
     return Results(overhead, streaming, memory, outage, goodput, overload, time.perf_counter() - started)
@@ -142,9 +163,17 @@ def write(results: Results, out: Path, *, smoke: bool) -> Path:
     """Write the plot (when matplotlib is there) and the page into ``out``; returns the page's path."""
     out.mkdir(parents=True, exist_ok=True)
     plotted = plot(results.goodput, results.outage, out / PLOT_NAME)
-    text = page(overhead=results.overhead, streaming=results.streaming, goodput=results.goodput,
-                outage=results.outage, memory=results.memory, overload=results.overload, plotted=plotted,
-                seconds=results.seconds, smoke=smoke)
+    text = page(
+        overhead=results.overhead,
+        streaming=results.streaming,
+        goodput=results.goodput,
+        outage=results.outage,
+        memory=results.memory,
+        overload=results.overload,
+        plotted=plotted,
+        seconds=results.seconds,
+        smoke=smoke,
+    )
     target = out / PAGE_NAME
     target.write_text(text, encoding="utf-8")
     return target
@@ -155,8 +184,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run adk-retry's benchmarks and write docs/benchmarks.md.")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the suite runs (~30 s)")
     parser.add_argument("--out", type=Path, help="output directory (default: docs/; --smoke: a new temp dir)")
-    parser.add_argument("--overload", action="store_true",
-                        help=f"only the overload sections, into {OVERLOAD_PAGE_NAME} (default: a new temp dir)")
+    parser.add_argument(
+        "--overload",
+        action="store_true",
+        help=f"only the overload sections, into {OVERLOAD_PAGE_NAME} (default: a new temp dir)",
+    )
     parser.add_argument("--seed", type=int, default=20261, help="seed of the fault draws (default: %(default)s)")
     return parser.parse_args(argv)
 

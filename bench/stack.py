@@ -89,8 +89,16 @@ def _optional(layer: Layer, feature: str) -> Layer:
     """``layer`` as it is, or a "not measured" row when its policy needs a missing feature."""
     if layer.policy is not None:
         return layer
-    return Layer(layer.key, layer.label, layer.litellm, None, layer.attempts, goodput=layer.goodput,
-                 capped=layer.capped, why_missing=features.missing(feature))
+    return Layer(
+        layer.key,
+        layer.label,
+        layer.litellm,
+        None,
+        layer.attempts,
+        goodput=layer.goodput,
+        capped=layer.capped,
+        why_missing=features.missing(feature),
+    )
 
 
 def layers() -> list[Layer]:
@@ -102,20 +110,61 @@ def layers() -> list[Layer]:
         Layer("num_retries", "litellm `num_retries=3`", {"num_retries": 3}, attempts=7, sdk_backoff=True),
         Layer("adk_default", "adk_retry default policy, SDK off", SDK_OFF, RetryPolicy),
         Layer("adk_transient", "**adk_retry `transient`**, SDK off", SDK_OFF, _policy(**TINY_DELAYS), attempts=4),
-        _optional(Layer("adk_budget", "adk_retry `transient` + retry budget, SDK off", SDK_OFF,
-                        _policy(features.budget, **TINY_DELAYS), attempts=4, capped=True), "budget"),
-        Layer("adk_default_sdk", "adk_retry default over litellm defaults", {}, RetryPolicy, attempts=3,
-              sdk_backoff=True, goodput=False),
+        _optional(
+            Layer(
+                "adk_budget",
+                "adk_retry `transient` + retry budget, SDK off",
+                SDK_OFF,
+                _policy(features.budget, **TINY_DELAYS),
+                attempts=4,
+                capped=True,
+            ),
+            "budget",
+        ),
+        Layer(
+            "adk_default_sdk",
+            "adk_retry default over litellm defaults",
+            {},
+            RetryPolicy,
+            attempts=3,
+            sdk_backoff=True,
+            goodput=False,
+        ),
     ]
     if owner:
-        rows.append(Layer("adk_owner", "adk_retry `transient` over litellm defaults (one retry owner)", {},
-                          _policy(**TINY_DELAYS), attempts=4, sdk_backoff=True, goodput=False))
+        rows.append(
+            Layer(
+                "adk_owner",
+                "adk_retry `transient` over litellm defaults (one retry owner)",
+                {},
+                _policy(**TINY_DELAYS),
+                attempts=4,
+                sdk_backoff=True,
+                goodput=False,
+            )
+        )
     rows += [
-        Layer("stacked", "naive stacking: adk_retry `transient` over litellm defaults"
-              + (" (`keep_lower_retries=True`)" if owner else ""), {},
-              _policy(_keep_lower, **TINY_DELAYS), attempts=12, sdk_backoff=True, goodput=False),
-        _optional(Layer("adk_breaker", "adk_retry `transient` + circuit breaker, SDK off", SDK_OFF,
-                        _policy(features.breaker, **TINY_DELAYS), attempts=4, goodput=False), "breaker"),
+        Layer(
+            "stacked",
+            "naive stacking: adk_retry `transient` over litellm defaults"
+            + (" (`keep_lower_retries=True`)" if owner else ""),
+            {},
+            _policy(_keep_lower, **TINY_DELAYS),
+            attempts=12,
+            sdk_backoff=True,
+            goodput=False,
+        ),
+        _optional(
+            Layer(
+                "adk_breaker",
+                "adk_retry `transient` + circuit breaker, SDK off",
+                SDK_OFF,
+                _policy(features.breaker, **TINY_DELAYS),
+                attempts=4,
+                goodput=False,
+            ),
+            "breaker",
+        ),
     ]
     return rows
 
@@ -309,16 +358,34 @@ async def measure_goodput(*, rates: Sequence[float], calls: int, sdk_concurrency
         f"backoff (0.375-8 s) cannot be, so rows that include it ran {sdk_concurrency} calls at a time "
         "(`asyncio.gather` under a semaphore), the others one at a time. Theoretical success: "
         "`1 - p**attempts`, attempts being the most requests the configuration makes for one call.",
-        ["fault rate", "configuration", "success", "theory", "mean ms", "median ms", "SDK backoff ms",
-         "mean ms one at a time", "requests/call", "run"],
+        [
+            "fault rate",
+            "configuration",
+            "success",
+            "theory",
+            "mean ms",
+            "median ms",
+            "SDK backoff ms",
+            "mean ms one at a time",
+            "requests/call",
+            "run",
+        ],
     )
     for rate, rate_jobs in jobs.items():
         per_request = _per_request_ms(rate_jobs)
         for job in rate_jobs:
-            section.add(f"{rate:.0%}", job.layer.label, fmt(100 * job.success, 1, " %"), _theory(job.layer, rate),
-                        fmt(job.latency_ms(), 1), fmt(job.latency_ms(statistics.median), 1),
-                        fmt(job.sdk_backoff_ms, 1) if recorded else "n/a", _one_at_a_time(job, per_request),
-                        fmt(job.requests_per_call), job.run)
+            section.add(
+                f"{rate:.0%}",
+                job.layer.label,
+                fmt(100 * job.success, 1, " %"),
+                _theory(job.layer, rate),
+                fmt(job.latency_ms(), 1),
+                fmt(job.latency_ms(statistics.median), 1),
+                fmt(job.sdk_backoff_ms, 1) if recorded else "n/a",
+                _one_at_a_time(job, per_request),
+                fmt(job.requests_per_call),
+                job.run,
+            )
     for layer in chosen:
         if layer.why_missing:
             section.add("all", layer.label, layer.why_missing, *[""] * 7)
@@ -384,9 +451,9 @@ def _goodput_notes(jobs: Mapping[float, list[Job]]) -> list[str]:
         + " per call: longer than the SDK's 0.5 s-based schedule. Pass a smaller `base_delay` for calls "
         "that must answer quickly.",
         "adk_retry's default policy retries only empty answers, never a 503: under these faults it is the "
-        "same as no retry layer, by design. Use `retry_on=\"transient\"` for HTTP errors.",
+        'same as no retry layer, by design. Use `retry_on="transient"` for HTTP errors.',
         "Rows run many at a time wait for the CPU behind each other (client and server share one process "
-        "and one GIL), which inflates their measured latency. \"mean ms one at a time\" removes that: "
+        'and one GIL), which inflates their measured latency. "mean ms one at a time" removes that: '
         "measured for the one-at-a-time rows; for the others (marked ~) estimated as the backoff the SDK "
         "chose (observed, not changed) plus requests per call times one request's time (the no-layer row's "
         "mean at the same fault rate).",
@@ -438,10 +505,18 @@ async def measure_outage(*, calls: int, together: bool = False) -> Outage:
         "4. Load amplification in a full outage",
         f"Every request gets a 503 (`FaultServer(default=Fault.http_error(503))`); {calls} calls per row. "
         "Requests per call = `len(server.requests) / calls`. Rows with the OpenAI SDK's real backoff ran all "
-        "their calls at once, the others one at a time; \"time to failure one at a time\" is estimated for "
+        'their calls at once, the others one at a time; "time to failure one at a time" is estimated for '
         "the former (marked ~) as in section 3.",
-        ["configuration", "attempts allowed", "requests/call", "success", "mean time to failure ms",
-         "SDK backoff ms", "time to failure one at a time ms", "run"],
+        [
+            "configuration",
+            "attempts allowed",
+            "requests/call",
+            "success",
+            "mean time to failure ms",
+            "SDK backoff ms",
+            "time to failure one at a time ms",
+            "run",
+        ],
     )
     per_request = by_key["none"].latency_ms() if "none" in by_key else float("nan")
     jobs = []
@@ -451,9 +526,16 @@ async def measure_outage(*, calls: int, together: bool = False) -> Outage:
             section.add(layer.label, layer.attempts, layer.why_missing, *[""] * 5)
             continue
         jobs.append(job)
-        section.add(layer.label, layer.attempts, f"**{fmt(job.requests_per_call)}**",
-                    fmt(100 * job.success, 0, " %"), fmt(job.latency_ms(), 1),
-                    fmt(job.sdk_backoff_ms, 1) if recorded else "n/a", _one_at_a_time(job, per_request), job.run)
+        section.add(
+            layer.label,
+            layer.attempts,
+            f"**{fmt(job.requests_per_call)}**",
+            fmt(100 * job.success, 0, " %"),
+            fmt(job.latency_ms(), 1),
+            fmt(job.sdk_backoff_ms, 1) if recorded else "n/a",
+            _one_at_a_time(job, per_request),
+            job.run,
+        )
     retrying = [job for job in jobs if job.layer.attempts > 1]
     best = min(retrying, key=lambda job: job.requests_per_call, default=None)
     section.notes += _outage_notes(by_key, calls)

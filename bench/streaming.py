@@ -47,8 +47,8 @@ def stream_variants(chunks: int, gap: float) -> dict[str, tuple[str, Callable[[]
 
     return {
         "bare": ("bare stream (no retry layer)", build(None, wrap=False)),
-        "pass_through": ("adk_retry, `stream_mode=\"pass_through\"` (default)", build(None)),
-        "buffer": ("adk_retry, `stream_mode=\"buffer\"`", build(RetryPolicy(stream_mode="buffer"))),
+        "pass_through": ('adk_retry, `stream_mode="pass_through"` (default)', build(None)),
+        "buffer": ('adk_retry, `stream_mode="buffer"`', build(RetryPolicy(stream_mode="buffer"))),
     }
 
 
@@ -86,13 +86,25 @@ async def measure_streaming(*, chunks: int, gap: float, rounds: int, streams: in
         f"{fmt(gap * 1000, 0)} ms), then the aggregated answer; `stream=True`. All variants stream at the "
         f"same time, {streams} streams each, {rounds} rounds; the ratio is taken per round against the bare "
         "stream of the same round.",
-        ["variant", "first chunk ms (median)", "first chunk ms (min)", "x bare (median)", "x bare (max)",
-         "last chunk ms (median)"],
+        [
+            "variant",
+            "first chunk ms (median)",
+            "first chunk ms (min)",
+            "x bare (median)",
+            "x bare (max)",
+            "last chunk ms (median)",
+        ],
     )
     for key, (label, _) in variants.items():
         ttfb, ratio = summarize(first[key]), summarize(ratios[key])
-        section.add(label, fmt(ttfb.median), fmt(ttfb.min), fmt(ratio.median, 3, "x"),
-                    fmt(max(ratios[key]), 3, "x"), fmt(summarize(last[key]).median, 1))
+        section.add(
+            label,
+            fmt(ttfb.median),
+            fmt(ttfb.min),
+            fmt(ratio.median, 3, "x"),
+            fmt(max(ratios[key]), 3, "x"),
+            fmt(summarize(last[key]).median, 1),
+        )
     pass_through = summarize(ratios["pass_through"]).median
     buffer = summarize(ratios["buffer"]).median
     section.notes.append(

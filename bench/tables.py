@@ -54,7 +54,7 @@ def fmt(value: float, digits: int = 2, suffix: str = "") -> str:
 
 
 def verdict(value: float, target: float) -> str:
-    """"met" or "**missed**" for ``value <= target`` (n/a when unmeasured)."""
+    """ "met" or "**missed**" for ``value <= target`` (n/a when unmeasured)."""
     if math.isnan(value):
         return "n/a"
     return "met" if value <= target else "**missed**"

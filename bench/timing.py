@@ -81,9 +81,7 @@ async def interleaved(
     return samples
 
 
-def paired(
-    samples: Mapping[str, Sequence[float]], combine: Callable[[Sequence[float]], float]
-) -> list[float]:
+def paired(samples: Mapping[str, Sequence[float]], combine: Callable[[Sequence[float]], float]) -> list[float]:
     """Apply ``combine`` to each round's values (in ``samples`` order): one result per round."""
     columns = list(samples.values())
     return [combine([column[index] for column in columns]) for index in range(len(columns[0]))]

@@ -22,7 +22,6 @@ from adk_retry import (
     CircuitBreaker,
     ErrorRule,
     LogTemplates,
-    MemoryStore,
     RetryBudget,
     RetryHandler,
     RetryPlugin,
@@ -31,6 +30,7 @@ from adk_retry import (
 )
 from adk_retry.contrib.ollama import OllamaOOMRecovery
 from adk_retry.core._rules import RecoveryContext
+from adk_retry.guards import MemoryStore
 from adk_retry.testing import Fault, FaultServer
 
 

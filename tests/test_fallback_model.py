@@ -22,9 +22,9 @@ from adk_retry import (
     RetryPlugin,
     RetryPolicy,
     add_retry_capabilities_to_agent,
-    layers,
     remove_retry_capabilities,
 )
+from adk_retry.adapter import _layers as layers
 from adk_retry.core._hints import retry_after
 from adk_retry.core._transient import error_class
 from adk_retry.testing import Fault, FaultServer, no_waits

@@ -590,10 +590,15 @@ def test_remove_retry_capabilities_needs_an_llm_agent(not_an_agent):
 
 
 def test_remove_retry_capabilities_refuses_a_workflow_agent():
+    import warnings
+
     from google.adk.agents import SequentialAgent
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # ADK 2.13 deprecates it for Workflow
+        steps = SequentialAgent(name="steps")
     with pytest.raises(TypeError, match="got SequentialAgent"):
-        remove_retry_capabilities(SequentialAgent(name="steps"))
+        remove_retry_capabilities(steps)
 
 
 async def test_a_cancellation_while_the_deadline_guards_a_stream_stays_a_cancellation():

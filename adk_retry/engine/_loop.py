@@ -480,13 +480,15 @@ class RetryCall:
             circuit_open=circuit_open,
         )
         if isinstance(decision, GiveUp):
-            return self._give_up(failure, decision.reason or "not retriable")
+            self._give_up(failure, decision.reason or "not retriable")
+            return None
         budget, keys = plan.budget, self.keys
         if budget is not None and keys is not None and keys.budget is not None:
             if not await self._store().take_token(keys.budget, max_tokens=budget.max_tokens):
                 stats.budget_denials += 1
                 self._event("budget_denied", error=exc, reason="retry budget exhausted", error_class=failure.kind)
-                return self._give_up(failure, "retry budget exhausted")
+                self._give_up(failure, "retry budget exhausted")
+                return None
             self.token = True
         if rule is not None:
             self._count_rule(rule)
@@ -614,7 +616,7 @@ class RetryCall:
         self._event("breaker_change", error=exc, state=after, reason=f"{before}->{after}")
 
     def _give_up(self, failure: Failure, reason: str) -> None:
-        """Log and count the end of the retries; returns None, the "give up" decision."""
+        """Log and count the end of the retries."""
         self._call_failed(failure.error)
         fields = self._fields(failure.error, attempts=self.attempt, reason=reason)
         emit(logging.ERROR, self.plan.templates.gave_up, fields)
