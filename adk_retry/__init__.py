@@ -66,7 +66,9 @@ def __getattr__(name: str) -> Any:
         from adk_retry.agents.software_engineer import create_enhanced_software_engineer_agent
 
         return create_enhanced_software_engineer_agent
-    if f"adk_retry.{name}" in _moved.MODULES:  # `adk_retry.redis_store` after a bare `import adk_retry`
+    if (
+        name not in _moved.NAMES and f"adk_retry.{name}" in _moved.MODULES
+    ):  # `adk_retry.redis_store` after `import adk_retry`
         import importlib
 
         return importlib.import_module(f"adk_retry.{name}")

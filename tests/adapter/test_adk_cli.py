@@ -24,7 +24,7 @@ from tests.conftest import messages
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 PLAIN_AGENT = """
 import os

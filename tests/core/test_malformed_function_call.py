@@ -11,7 +11,7 @@ from google.adk.models.llm_response import LlmResponse
 from adk_retry import ErrorRule, MalformedFunctionCallError, RetryPolicy
 from adk_retry.core._transient import MALFORMED_FUNCTION_CALL, error_class
 from adk_retry.testing import no_waits
-from tests.test_integration import collect, request, said, scripted
+from tests.adapter.test_attach_and_wrap import collect, request, said, scripted
 
 
 def malformed() -> LlmResponse:

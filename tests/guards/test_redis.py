@@ -1,7 +1,7 @@
 """``RedisStore`` against a real ``redis-server``: TTLs, atomicity across
 clients and processes, and failing open while Redis is down.
 
-The semantics shared with ``MemoryStore`` are tested in ``tests/test_store.py``.
+The semantics shared with ``MemoryStore`` are tested in ``tests/guards/test_store.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.redis
 MakeStore = Callable[..., RedisStore]
 
 KEY = "openai/gpt-4o"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -305,7 +305,7 @@ def test_a_429_is_classified_in_microseconds() -> None:
 
 def test_classifying_imports_no_provider_library() -> None:
     """transient and hints import none of litellm, openai, httpx, aiohttp, google.genai."""
-    package = Path(__file__).resolve().parents[1] / "adk_retry"
+    package = Path(__file__).resolve().parents[2] / "adk_retry"
     script = f"""
 import sys, types
 blocked = ("litellm", "openai", "httpx", "aiohttp", "google")
