@@ -3,7 +3,7 @@
 Three ways in:
 
 - one agent: :func:`create_retry_callbacks` + :func:`add_retry_capabilities_to_agent`;
-- a whole app: ``Runner(..., plugins=[RetryPlugin()])``;
+- a whole app: ``App(..., plugins=[RetryPlugin()])``;
 - a ready agent: :func:`create_enhanced_software_engineer_agent`.
 
 Everything is configured by one immutable :class:`RetryPolicy`. The edges

@@ -1,6 +1,6 @@
 """``RetryPlugin``: retry for every LLM agent of an app, with no change to the agents.
 
-``Runner(..., plugins=[RetryPlugin(policy)])`` (or ``App(plugins=[...])``).
+``App(..., plugins=[RetryPlugin(policy)])`` (``Runner(plugins=...)`` works too; ADK 2.13 deprecates it).
 
 How it works, and why it is safe with shared models: a plugin's
 before-model callback runs before ADK looks the agent's model up (2.3 and
@@ -89,10 +89,12 @@ class RetryPlugin(BasePlugin):
 
     Example:
         >>> from google.adk.agents import LlmAgent
+        >>> from google.adk.apps import App
         >>> from google.adk.runners import InMemoryRunner
         >>> from adk_retry import RetryPlugin, RetryPolicy
         >>> agent = LlmAgent(name="root", model="openai/gpt-4o-mini")
-        >>> runner = InMemoryRunner(agent=agent, plugins=[RetryPlugin(RetryPolicy(max_retries=5))])
+        >>> app = App(name="demo", root_agent=agent, plugins=[RetryPlugin(RetryPolicy(max_retries=5))])
+        >>> runner = InMemoryRunner(app=app)
     """
 
     def __init__(

@@ -326,9 +326,9 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def status_code(exc: BaseException) -> int | None:
     """The HTTP status code ``exc`` carries, or ``None``.
 
-    Looked up in order: ``exc.status_code`` (litellm, openai), ``exc.code``
-    (google-genai, urllib), ``exc.response.status_code`` (httpx), and
-    ``exc.status`` (aiohttp). Only codes from 100 to 599 count, as an int or
+    Looked up in order: ``exc.status_code`` (litellm, openai), ``exc.status``
+    (aiohttp, urllib), ``exc.response.status_code`` (httpx), and ``exc.code``
+    (google-genai, urllib). Only codes from 100 to 599 count, as an int or
     a three-digit string (litellm puts ``"429"`` in ``code``), so a WebSocket
     close code or an error name such as ``"rate_limit_exceeded"`` is ignored.
 
@@ -342,11 +342,13 @@ def status_code(exc: BaseException) -> int | None:
         >>> status_code(WebSocketClosed()) is None
         True
     """
+    # ``status`` before ``code``: aiohttp deprecates ``ClientResponseError.code``
+    # (a warning on every read), and google-genai's ``status`` is a name, not a number.
     for value in (
         safe_attr(exc, "status_code"),
-        safe_attr(exc, "code"),
-        safe_attr(safe_attr(exc, "response"), "status_code"),
         safe_attr(exc, "status"),
+        safe_attr(safe_attr(exc, "response"), "status_code"),
+        safe_attr(exc, "code"),
     ):
         code = _as_status(value)
         if code is not None:

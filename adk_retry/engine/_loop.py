@@ -32,6 +32,7 @@ from adk_retry.core._events import EventKind, RetryEvent, global_hooks
 from adk_retry.core._policy import PolicyLike, as_policy
 from adk_retry.core._rules import ErrorRule, RecoveryContext
 from adk_retry.guards._adaptive import failure_rates
+from adk_retry.guards._failopen import fail_open
 from adk_retry.guards._store import StateStore, default_store
 from adk_retry.observability._log import describe, emit, logger
 from adk_retry.observability._otel import instrument_on_first_use
@@ -623,7 +624,8 @@ class RetryCall:
         self._event("give_up", error=failure.error, reason=reason, error_class=failure.kind)
 
     def _store(self) -> StateStore:
-        return self.plan.store or default_store()
+        store = self.plan.store
+        return default_store() if store is None else fail_open(store)
 
     def _now(self) -> float:
         return (self.handler.wall_clock or time.time)()

@@ -1,0 +1,130 @@
+"""A store that fails open: an error of the store itself never fails the model call it guards.
+
+:class:`~adk_retry.guards.RedisStore` already falls back to memory on its own
+errors; a store of the user's own (any :class:`~adk_retry.core._store.StateStore`)
+may not. So the engine talks to such a store through :class:`FailOpen`: an
+operation that raises (not a cancellation) answers as if there were no guard
+(a token is granted, the circuit is closed) and one warning per store and
+operation says so. A provider hiccup must never become an outage of the
+guard's making.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from adk_retry.core._store import CircuitState, CircuitView, StateStore
+from adk_retry.observability._log import describe, logger
+
+__all__ = ["FailOpen", "fail_open"]
+
+_CLOSED = CircuitView("closed", 0.0, 0, True)
+
+
+class FailOpen:
+    """``store``'s operations, each answering "no guard" when the store raises.
+
+    Example:
+        >>> import asyncio
+        >>> class Broken:
+        ...     async def take_token(self, key, *, max_tokens):
+        ...         raise ConnectionError("store down")
+        >>> asyncio.run(FailOpen(Broken()).take_token("k", max_tokens=1))
+        True
+    """
+
+    __slots__ = ("_warned", "store")
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._warned: set[str] = set()
+
+    def _failed(self, operation: str, exc: Exception) -> None:
+        with _lock:
+            if operation in self._warned:
+                return
+            self._warned.add(operation)
+        logger.warning(
+            "State store %s failed in %s (%s); going on as if unguarded",
+            type(self.store).__name__,
+            operation,
+            describe(exc),
+        )
+
+    async def take_token(self, key: str, *, max_tokens: float) -> bool:
+        """See :meth:`StateStore.take_token`; True when the store fails."""
+        try:
+            return bool(await self.store.take_token(key, max_tokens=max_tokens))
+        except Exception as exc:
+            self._failed("take_token", exc)
+            return True
+
+    async def refund(self, key: str, amount: float, *, max_tokens: float) -> None:
+        """See :meth:`StateStore.refund`."""
+        try:
+            await self.store.refund(key, amount, max_tokens=max_tokens)
+        except Exception as exc:
+            self._failed("refund", exc)
+
+    async def tokens(self, key: str, *, max_tokens: float) -> float:
+        """See :meth:`StateStore.tokens`; a full bucket when the store fails."""
+        try:
+            return float(await self.store.tokens(key, max_tokens=max_tokens))
+        except Exception as exc:
+            self._failed("tokens", exc)
+            return max_tokens
+
+    async def admit(self, key: str, now: float, *, probe_timeout: float) -> CircuitView:
+        """See :meth:`StateStore.admit`; a closed circuit when the store fails."""
+        try:
+            view: CircuitView = await self.store.admit(key, now, probe_timeout=probe_timeout)
+            return view
+        except Exception as exc:
+            self._failed("admit", exc)
+            return _CLOSED
+
+    async def record_failure(
+        self, key: str, now: float, *, threshold: int, cooldown: float, hint: float | None
+    ) -> tuple[CircuitState, CircuitView]:
+        """See :meth:`StateStore.record_failure`; nothing opens when the store fails."""
+        try:
+            result: tuple[CircuitState, CircuitView] = await self.store.record_failure(
+                key, now, threshold=threshold, cooldown=cooldown, hint=hint
+            )
+            return result
+        except Exception as exc:
+            self._failed("record_failure", exc)
+            return "closed", _CLOSED
+
+    async def record_success(self, key: str) -> tuple[CircuitState, CircuitView]:
+        """See :meth:`StateStore.record_success`."""
+        try:
+            result: tuple[CircuitState, CircuitView] = await self.store.record_success(key)
+            return result
+        except Exception as exc:
+            self._failed("record_success", exc)
+            return "closed", _CLOSED
+
+    def __getattr__(self, name: str) -> Any:
+        # Operations added to the protocol later reach the store as they are.
+        return getattr(self.store, name)
+
+
+_lock = threading.Lock()
+_wrapped: dict[int, tuple[Any, FailOpen]] = {}
+
+
+def fail_open(store: StateStore) -> StateStore:
+    """``store`` itself if it already fails open (the built-in stores), else its :class:`FailOpen` (cached)."""
+    from adk_retry.guards._store import MemoryStore
+
+    if isinstance(store, MemoryStore) or type(store).__name__ == "RedisStore":
+        return store
+    entry = _wrapped.get(id(store))
+    if entry is None or entry[0] is not store:
+        with _lock:
+            if len(_wrapped) > 256:  # stores made on the fly must not pile up here
+                _wrapped.clear()
+            entry = _wrapped[id(store)] = (store, FailOpen(store))
+    return entry[1]
