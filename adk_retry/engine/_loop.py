@@ -585,7 +585,8 @@ class RetryCall:
         assert stats is not None
         stats.calls += 1
         stats.attempts += self.attempt
-        stats.retries += max(self.attempt - 1, 0)
+        if self.attempt > 1:
+            stats.retries += self.attempt - 1
         if error is None:
             stats.successes += 1
         else:
