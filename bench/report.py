@@ -191,6 +191,7 @@ def page(
     outage: Outage,
     memory: Section,
     overload: Overload | None = None,
+    failure_path: Section | None = None,
     plotted: bool,
     seconds: float,
     smoke: bool,
@@ -203,6 +204,7 @@ def page(
         outage.section,
         memory,
         *(overload.sections if overload is not None else ()),
+        *((failure_path,) if failure_path is not None else ()),
     )
     wins = [win for section in sections for win in section.wins]
     figure = (

@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from bench.failure_path import FailurePath, measure_failure_path
 from bench.overhead import Overhead, measure_overhead
 from bench.overload import FULL_OVERLOAD, SMOKE_OVERLOAD, Overload, OverloadSizes, measure_overload
 from bench.report import PLOT_NAME, overload_page, page, plot
@@ -126,30 +127,35 @@ class Results:
     outage: Outage
     goodput: Goodput
     overload: Overload
+    failure_path: FailurePath
     seconds: float
 
 
 async def measure(sizes: Sizes, *, seed: int) -> Results:
     """Measure every section, in one event loop."""
-    started = _step("1/6 success-path overhead")
+    started = _step("1/7 success-path overhead")
     overhead = await measure_overhead(
         iterations=sizes.overhead_iterations, rounds=sizes.overhead_rounds, litellm_calls=sizes.litellm_calls
     )
-    _step("2/6 streaming time to first chunk")
+    _step("2/7 streaming time to first chunk")
     streaming = await measure_streaming(
         chunks=sizes.stream_chunks, gap=sizes.stream_gap, rounds=sizes.stream_rounds, streams=sizes.streams
     )
-    _step("3/6 memory per streamed chunk")
+    _step("3/7 memory per streamed chunk")
     memory = await measure_memory(chunks=sizes.memory_chunks, rounds=sizes.memory_rounds)
-    _step("4/6 load in a full outage")
+    _step("4/7 load in a full outage")
     outage = await measure_outage(calls=sizes.outage_calls, together=sizes.outage_together)
-    _step("5/6 goodput under faults")
+    _step("5/7 goodput under faults")
     goodput = await measure_goodput(
         rates=sizes.fault_rates, calls=sizes.goodput_calls, sdk_concurrency=sizes.sdk_concurrency, seed=seed
     )
-    _step("6/6 overload: rate limit, outage and recovery, slow first token, fallback")
+    _step("6/7 overload: rate limit, outage and recovery, slow first token, fallback")
     overload = await measure_overload(sizes.overload)
-    return Results(overhead, streaming, memory, outage, goodput, overload, time.perf_counter() - started)
+    _step("7/7 the failure path's own cost")
+    failure_path = await measure_failure_path(
+        iterations=sizes.overhead_iterations // 5, rounds=max(2, sizes.overhead_rounds // 3)
+    )
+    return Results(overhead, streaming, memory, outage, goodput, overload, failure_path, time.perf_counter() - started)
 
 
 async def measure_overload_only(sizes: Sizes) -> tuple[Overload, float]:
@@ -170,6 +176,7 @@ def write(results: Results, out: Path, *, smoke: bool) -> Path:
         outage=results.outage,
         memory=results.memory,
         overload=results.overload,
+        failure_path=results.failure_path.section,
         plotted=plotted,
         seconds=results.seconds,
         smoke=smoke,
