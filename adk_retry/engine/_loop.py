@@ -558,16 +558,16 @@ class RetryCall:
         if plan.adaptive:
             failure_rates.record(keys.rate, failed=False)
 
-    async def _count_failure(self, failure: Failure) -> bool:
-        """Feed a retriable failure to the failure rate and the breaker; True if the circuit is now open."""
+    async def _count_failure(self, failure: Failure) -> CircuitView | None:
+        """Feed a retriable failure to the failure rate and the breaker; the circuit's view if it is now open."""
         keys = self.keys
         if keys is None:
-            return False
+            return None
         if self.plan.adaptive:
             failure_rates.record(keys.rate, failed=True)
         breaker = self.plan.breaker
         if breaker is None or failure.kind is None or keys.circuit is None:
-            return False
+            return None
         _circuit_causes[keys.circuit] = failure.error
         self.probe = 0.0  # a failure is the probe's verdict: the store frees its slot
         before, view = await self._store().record_failure(
@@ -582,7 +582,7 @@ class RetryCall:
         if before == "half_open":
             _wakeups.wake(keys.circuit)  # a failed probe: waiters see the new open period now
         self._transition(before, view.state, failure.error)
-        return view.state == "open"
+        return view if view.state == "open" else None
 
     # -- the failure path --------------------------------------------------------------------
 
@@ -608,12 +608,16 @@ class RetryCall:
             return None
         circuit_open = circuit_waits = False
         if plan.guarded:
-            circuit_open = await self._count_failure(failure)
+            view = await self._count_failure(failure)
             self.failure = failure
-            if circuit_open and clock.waits_enabled():
-                assert plan.breaker is not None
-                time_left = self.time_left() if plan.timed else None
-                circuit_waits = wait_limit(plan.breaker, time_left=time_left, waited=self.waited) > 0.0
+            circuit_open = view is not None
+            if view is not None and clock.waits_enabled():
+                # Wait for the probe only if it can come before this call's time runs out.
+                breaker = plan.breaker
+                assert breaker is not None
+                may_wait = wait_limit(breaker, time_left=self.time_left() if plan.timed else None, waited=self.waited)
+                pause = circuit_wait(view, now=self._now(), may_wait=may_wait, poll=probe_interval(breaker, view.probes))
+                circuit_waits = pause is not None
         rule = failure.rule
         decision = decide(
             plan,
