@@ -250,3 +250,21 @@ async def test_waiting_costs_nothing_on_a_closed_circuit() -> None:
     guard = handler()
     assert await guard(provider) == "ok"
     assert guard.stats.attempts == 1 and guard.stats.breaker_rejections == 0
+
+
+async def test_failed_probes_do_not_use_up_the_retries_of_the_call_that_carried_them() -> None:
+    provider = Provider()
+    guard = handler(timeout=3.0, first_probe=0.02, cooldown=0.02, policy={"max_retries": 1})
+    task = asyncio.create_task(guard(provider))  # alone: it is the probe of every open period
+    await asyncio.sleep(0.4)
+    assert len(provider.requests) > 3, "it probed more often than its one retry"
+    provider.down = False
+    assert await task == "ok"
+
+
+async def test_without_time_a_failed_probe_ends_the_call() -> None:
+    provider = Provider()
+    guard = handler(timeout=None, first_probe=0.02, cooldown=0.02, policy={"max_retries": 5})
+    with pytest.raises(ConnectionResetError):
+        await guard(provider)
+    assert len(provider.requests) == 1

@@ -385,6 +385,7 @@ class RetryCall:
         "observer",
         "plan",
         "probe",
+        "probes_failed",
         "recovery",
         "rule_retries",
         "started",
@@ -417,6 +418,7 @@ class RetryCall:
             self.keys = plan.keys(model, agent)
             self.probe = 0.0  # when the store made this call the circuit's probe (0: it is not)
             self.waited = 0.0  # seconds waited for an open circuit so far
+            self.probes_failed = 0  # attempts made as the circuit's probe that failed: not this call's retries
             self.failure: Failure | None = None  # the latest failure a retry was decided for
             # A guarded call counts its first attempt once the breaker admits it.
         else:
@@ -607,8 +609,16 @@ class RetryCall:
             self._call_failed(exc)
             return None
         circuit_open = circuit_waits = False
+        counted = self.attempt
         if plan.guarded:
+            was_probe = self.probe != 0.0
             view = await self._count_failure(failure)
+            if was_probe and view is not None:
+                # A failed probe is the breaker's request, made for every waiting call:
+                # it does not use up the retries of the call that happened to carry it
+                # (else the caller that probes a long outage most often gives up first).
+                self.probes_failed += 1
+            counted -= self.probes_failed
             self.failure = failure
             circuit_open = view is not None
             if view is not None and clock.waits_enabled():
@@ -622,7 +632,7 @@ class RetryCall:
         decision = decide(
             plan,
             failure,
-            attempt=self.attempt,
+            attempt=counted,
             rule_retries=self._rule_retries(rule) if rule is not None else 0,
             time_left=self.time_left() if plan.timed else None,
             u=(self.handler.random or clock.default_random)(),
