@@ -1,4 +1,4 @@
-"""An outage through the real stack (Runner -> LiteLlm -> litellm -> HTTP -> FaultServer), concurrent callers, one breaker.
+"""An outage through the real stack (Runner, LiteLlm, litellm, HTTP, FaultServer): concurrent callers, one breaker.
 
 ``server.outage(0, 2)``: every request 503 for 2 s, then healthy. Callers with
 time wait for the half-open probe instead of hammering the dead provider or
@@ -42,7 +42,8 @@ async def test_callers_with_time_ride_out_an_outage_and_answer_right_after_recov
     server.clear()
     server.outage(0.0, OUTAGE_SECONDS)
     times = server.outage_times
-    assert times is not None and times[1] is not None
+    assert times is not None
+    assert times[1] is not None
     recovered = times[1]
     answered: list[float] = []
 
@@ -55,7 +56,7 @@ async def test_callers_with_time_ride_out_an_outage_and_answer_right_after_recov
 
     # Mid-outage, right after a failed probe (the circuit open for more than 0.3 s more): a call
     # with 0.3 s left cannot see the next probe and fails at once, sending nothing.
-    circuit = store._circuits  # noqa: SLF001 - read the state without admit()'s side effects
+    circuit = store._circuits  # the state without admit()'s side effects
     while not ("key:fault" in circuit and circuit["key:fault"].open_until - time.time() > 0.45):
         await asyncio.sleep(0.005)
         assert time.monotonic() < recovered, "the circuit never opened for long enough"

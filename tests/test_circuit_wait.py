@@ -147,7 +147,9 @@ async def test_max_wait_runs_out() -> None:
 
 async def test_a_call_backing_off_sees_the_circuit_another_call_opened() -> None:
     provider = Provider()
-    slow = handler(timeout=1.0, failure_threshold=2, first_probe=30.0, cooldown=30.0, policy={"base_delay": 0.2, "jitter": 0})
+    slow = handler(
+        timeout=1.0, failure_threshold=2, first_probe=30.0, cooldown=30.0, policy={"base_delay": 0.2, "jitter": 0}
+    )
     # Its first failure counts 1 of 2; it backs off 0.2 s.
     backing_off = asyncio.create_task(slow(provider))
     await asyncio.sleep(0.05)
@@ -163,7 +165,9 @@ async def test_a_call_backing_off_sees_the_circuit_another_call_opened() -> None
 
 async def test_a_call_backing_off_waits_for_the_probe_when_it_has_time() -> None:
     provider = Provider()
-    guard = handler(timeout=3.0, failure_threshold=2, first_probe=0.3, cooldown=0.3, policy={"base_delay": 0.1, "jitter": 0})
+    guard = handler(
+        timeout=3.0, failure_threshold=2, first_probe=0.3, cooldown=0.3, policy={"base_delay": 0.1, "jitter": 0}
+    )
     backing_off = asyncio.create_task(guard(provider))
     await asyncio.sleep(0.02)
     other = asyncio.create_task(guard(provider))  # its failure opens the circuit; it waits too
@@ -237,7 +241,7 @@ async def test_a_probe_ending_in_a_client_error_frees_the_slot() -> None:
     waiter = asyncio.create_task(guard(provider))
     await asyncio.sleep(0.05)
     gate.set()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad request"):
         await probe
     started = time.monotonic()
     assert await waiter == "ok"
@@ -249,7 +253,8 @@ async def test_waiting_costs_nothing_on_a_closed_circuit() -> None:
     provider.down = False
     guard = handler()
     assert await guard(provider) == "ok"
-    assert guard.stats.attempts == 1 and guard.stats.breaker_rejections == 0
+    assert guard.stats.attempts == 1
+    assert guard.stats.breaker_rejections == 0
 
 
 async def test_failed_probes_do_not_use_up_the_retries_of_the_call_that_carried_them() -> None:

@@ -220,7 +220,9 @@ SCHEDULES = [
 ]
 
 
-@pytest.mark.parametrize(("first", "cap", "spread", "periods"), [row[1:] for row in SCHEDULES], ids=[r[0] for r in SCHEDULES])
+@pytest.mark.parametrize(
+    ("first", "cap", "spread", "periods"), [row[1:] for row in SCHEDULES], ids=[r[0] for r in SCHEDULES]
+)
 async def test_open_periods_grow_with_each_failed_probe(
     store: StateStore, first: float | None, cap: float, spread: float, periods: list[float]
 ) -> None:

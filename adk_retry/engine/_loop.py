@@ -19,6 +19,7 @@ counters and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ from adk_retry.core._checks import require_timing
 from adk_retry.core._decide import Failure, GiveUp, decide
 from adk_retry.core._errors import CircuitOpenError
 from adk_retry.core._events import EventKind, RetryEvent, global_hooks
+from adk_retry.core._plan import Keys
 from adk_retry.core._policy import PolicyLike, as_policy
 from adk_retry.core._rules import ErrorRule, RecoveryContext
 from adk_retry.guards._adaptive import failure_rates
@@ -94,10 +96,8 @@ class _Wakeups:
             if loop is current:
                 event.set()
             elif not loop.is_closed():
-                try:
+                with contextlib.suppress(RuntimeError):  # closed meanwhile: nobody waits there any more
                     loop.call_soon_threadsafe(event.set)
-                except RuntimeError:  # closed meanwhile: nobody waits there any more
-                    pass
 
 
 _wakeups = _Wakeups()
@@ -415,7 +415,7 @@ class RetryCall:
         self.started = (handler.clock or clock.default_clock)() if plan.timed else 0.0
         handler.stats.calls += 1
         if plan.guarded:
-            self.keys = plan.keys(model, agent)
+            self.keys: Keys | None = plan.keys(model, agent)
             self.probe = 0.0  # when the store made this call the circuit's probe (0: it is not)
             self.waited = 0.0  # seconds waited for an open circuit so far
             self.probes_failed = 0  # attempts made as the circuit's probe that failed: not this call's retries
@@ -498,7 +498,9 @@ class RetryCall:
         a call never waits: it is refused as one with no time would be.
         """
         breaker, keys = self.plan.breaker, self.keys
-        assert breaker is not None and keys is not None and keys.circuit is not None
+        assert breaker is not None
+        assert keys is not None
+        assert keys.circuit is not None
         store, key = self._store(), keys.circuit
         monotonic = self.handler.clock or clock.default_clock
         told = False
@@ -538,7 +540,8 @@ class RetryCall:
         """This call was the probe and ends without a verdict on the provider: let another probe at once."""
         keys = self.keys
         since, self.probe = self.probe, 0.0
-        assert keys is not None and keys.circuit is not None
+        assert keys is not None
+        assert keys.circuit is not None
         try:
             await self._store().release_probe(keys.circuit, since)
         except Exception:  # the store's own failure must not replace the call's outcome
@@ -626,7 +629,9 @@ class RetryCall:
                 breaker = plan.breaker
                 assert breaker is not None
                 may_wait = wait_limit(breaker, time_left=self.time_left() if plan.timed else None, waited=self.waited)
-                pause = circuit_wait(view, now=self._now(), may_wait=may_wait, poll=probe_interval(breaker, view.probes))
+                pause = circuit_wait(
+                    view, now=self._now(), may_wait=may_wait, poll=probe_interval(breaker, view.probes)
+                )
                 circuit_waits = pause is not None
         rule = failure.rule
         decision = decide(
