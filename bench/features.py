@@ -12,7 +12,7 @@ from typing import Any
 
 from adk_retry import RetryPolicy
 
-__all__ = ["breaker", "budget", "has_field", "missing"]
+__all__ = ["breaker", "budget", "has_field", "missing", "waiting_breaker"]
 
 
 def has_field(name: str) -> bool:
@@ -50,3 +50,18 @@ def breaker() -> dict[str, Any] | None:
     from adk_retry.core._breaker import CircuitBreaker
 
     return {"breaker": CircuitBreaker(), **_fresh_store()}
+
+
+def waiting_breaker() -> dict[str, Any] | None:
+    """``RetryPolicy`` keyword arguments for a default breaker whose calls wait for its probe (issue 11 part 3).
+
+    ``CircuitBreaker()`` as it is now (probes after 0.25 s doubling to 1 s), and a
+    ``timeout`` so that calls have time to wait; None where the breaker cannot wait.
+    """
+    if not has_field("breaker"):
+        return None
+    from adk_retry.core._breaker import CircuitBreaker
+
+    if "max_wait" not in CircuitBreaker.model_fields:
+        return None
+    return {"breaker": CircuitBreaker(), "timeout": 30.0, **_fresh_store()}

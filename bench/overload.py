@@ -265,7 +265,7 @@ def _has_adk_fallback() -> str:
 
 def variants() -> list[Variant]:
     """The reference configurations, in table order. Add adk_retry's new ones here."""
-    budget, breaker = features.budget(), features.breaker()
+    budget, breaker, waiting = features.budget(), features.breaker(), features.waiting_breaker()
     return [
         Variant("pacer", "client-side pacer at exactly the capacity (the limit), retries off", _pacer, {RATE}),
         Variant(
@@ -293,10 +293,17 @@ def variants() -> list[Variant]:
         ),
         Variant(
             "transient_breaker",
-            "adk_retry `transient()` + `CircuitBreaker()` (30 s cooldown)",
+            "adk_retry `transient()` + `CircuitBreaker()` (defaults, no timeout: fails fast while open)",
             _with_policy(_transient_with(features.breaker)),
             {OUTAGE},
             "" if breaker is not None else features.missing("breaker"),
+        ),
+        Variant(
+            "transient_breaker_wait",
+            "adk_retry transient + breaker (new defaults, waiting): `CircuitBreaker()`, `timeout=30`",
+            _with_policy(_transient_with(features.waiting_breaker)),
+            {OUTAGE},
+            "" if waiting is not None else "not measured: this checkout's breaker cannot wait for its probe",
         ),
         Variant(
             "adk_fallback",

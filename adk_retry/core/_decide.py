@@ -98,6 +98,7 @@ def decide(
     u: float = 0.5,
     failure_rate: float = 0.0,
     circuit_open: bool = False,
+    circuit_waits: bool = False,
 ) -> Retry | GiveUp:
     """What follows failed attempt number ``attempt`` (from 1) of a call.
 
@@ -110,6 +111,8 @@ def decide(
         u: a uniform number in [0, 1), for jitter.
         failure_rate: the model's recent failure rate (used when ``adaptive``).
         circuit_open: whether the model's circuit is open now.
+        circuit_waits: whether this call may wait for the open circuit's
+            probe (it has time: :func:`~adk_retry.core._breaker.wait_limit`).
 
     Example:
         >>> from adk_retry import RetryPolicy
@@ -139,14 +142,16 @@ def decide(
         # Up to 10 % (at most 1 s) over the hint: callers told the same time do not return together.
         delay = hint + min(1.0, 0.1 * hint) * u
         reason = f"server asked to wait {hint:g}s"
+    if circuit_open and hint is None:
+        # Opened by consecutive failures: the circuit's probe schedule replaces
+        # this call's backoff (the engine waits for the probe, and the call goes
+        # as soon as it succeeds), or, with no time to wait, stop. Opened by the
+        # server's own hint: the wait below honours it, and this call retries after it.
+        return Retry(0.0, "circuit open: waiting for its probe") if circuit_waits else GiveUp("circuit open")
     if plan.adaptive:
         delay = stretch(delay, failure_rate)
     if time_left is not None and delay >= time_left:
         return GiveUp(f"deadline: {max(time_left, 0.0):.2f}s left, retry needs {delay:.2f}s")
-    if circuit_open and hint is None:
-        # Opened by consecutive failures: stop. Opened by the server's own
-        # hint: the wait above honours it, and this call retries after it.
-        return GiveUp("circuit open")
     return Retry(delay, reason, hint is not None)
 
 

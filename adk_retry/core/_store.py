@@ -27,6 +27,8 @@ class CircuitView:
         open_until: when an open circuit lets a probe through (0 when closed).
         failures: consecutive transient failures counted so far.
         allowed: for :meth:`StateStore.admit`, whether this call may go ahead.
+        probes: failed probes since the circuit opened (where its growing
+            schedule of open periods has got to, :func:`~adk_retry.core._breaker.probe_interval`).
 
     Example:
         >>> CircuitView("closed", 0.0, 0, True).allowed
@@ -37,6 +39,7 @@ class CircuitView:
     open_until: float
     failures: int
     allowed: bool = True
+    probes: int = 0
 
 
 @runtime_checkable
@@ -66,14 +69,35 @@ class StateStore(Protocol):
         ...
 
     async def record_failure(
-        self, key: str, now: float, *, threshold: int, cooldown: float, hint: float | None
+        self,
+        key: str,
+        now: float,
+        *,
+        threshold: int,
+        cooldown: float,
+        hint: float | None,
+        first_probe: float | None = None,
+        spread: float = 0.0,
     ) -> tuple[CircuitState, CircuitView]:
         """Count a transient failure; returns the state before and the view after.
 
-        The circuit opens for ``max(cooldown, hint)`` seconds when
+        The circuit opens for ``max(period, hint)`` seconds when
         ``threshold`` consecutive failures are reached or a half-open probe
-        fails; below the threshold, a server ``hint`` (Retry-After) opens it
-        for just ``hint`` seconds.
+        fails, where ``period`` is
+        :func:`~adk_retry.core._breaker.open_period` ``(first_probe, cooldown,
+        probes, spread)`` and ``probes`` counts the failed probes since it
+        opened (0 when it opens from closed; one more for each failed probe).
+        ``first_probe`` None means ``cooldown`` (a fixed period). Below the
+        threshold, a server ``hint`` (Retry-After) opens it for just ``hint``
+        seconds.
+        """
+        ...
+
+    async def release_probe(self, key: str, since: float) -> None:
+        """Give up the probe that :meth:`admit` granted at ``since`` without a verdict (cancelled, a 400).
+
+        Another caller may probe at once. A probe granted later (after
+        ``probe_timeout``) is not touched.
         """
         ...
 

@@ -19,21 +19,25 @@ counters and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from adk_retry.core import _clock as clock
+from adk_retry.core._breaker import circuit_wait, probe_interval, wait_limit
 from adk_retry.core._checks import require_timing
 from adk_retry.core._decide import Failure, GiveUp, decide
 from adk_retry.core._errors import CircuitOpenError
 from adk_retry.core._events import EventKind, RetryEvent, global_hooks
+from adk_retry.core._plan import Keys
 from adk_retry.core._policy import PolicyLike, as_policy
 from adk_retry.core._rules import ErrorRule, RecoveryContext
 from adk_retry.guards._adaptive import failure_rates
 from adk_retry.guards._failopen import fail_open
-from adk_retry.guards._store import StateStore, default_store
+from adk_retry.guards._store import CircuitView, StateStore, default_store
 from adk_retry.observability._log import describe, emit, logger
 from adk_retry.observability._otel import instrument_on_first_use
 from adk_retry.observability._stats import RetryStats
@@ -46,6 +50,58 @@ T = TypeVar("T")
 # The last failure that counted against each circuit, in this process: it
 # becomes the __cause__ of the CircuitOpenError that open circuit raises.
 _circuit_causes: dict[str, BaseException] = {}
+
+
+class _Wakeups:
+    """Per circuit key and event loop, an event that wakes the calls waiting for that circuit.
+
+    Set when a call in this process learns the circuit's fate (a probe that
+    succeeded or failed, any success that closed it, a probe given up), so
+    its waiters go, or recompute, at once instead of at their next poll.
+    Waiters in other processes poll the store at the probe schedule. An
+    event belongs to one loop: other loops' events are set through
+    ``call_soon_threadsafe`` (ADK's sync ``Runner.run()`` runs a loop per thread).
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, dict[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        self._lock = threading.Lock()
+
+    async def wait(self, key: str, seconds: float) -> None:
+        """Wait until ``key`` is woken or ``seconds`` pass (a cancellation propagates)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            per_loop = self._events.setdefault(key, {})
+            event = per_loop.get(loop)
+            if event is None:
+                for closed in [other for other in per_loop if other.is_closed()]:
+                    del per_loop[closed]
+                event = per_loop[loop] = asyncio.Event()
+        try:
+            async with asyncio.timeout(seconds):
+                await event.wait()
+        except TimeoutError:
+            pass
+
+    def wake(self, key: str) -> None:
+        """Wake every call waiting for ``key``, on every loop."""
+        with self._lock:
+            per_loop = self._events.pop(key, None)
+        if not per_loop:
+            return
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, event in per_loop.items():
+            if loop is current:
+                event.set()
+            elif not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # closed meanwhile: nobody waits there any more
+                    loop.call_soon_threadsafe(event.set)
+
+
+_wakeups = _Wakeups()
 
 
 class AttemptObserver(Protocol):
@@ -322,16 +378,20 @@ class RetryCall:
     __slots__ = (
         "agent",
         "attempt",
+        "failure",
         "handler",
         "keys",
         "model",
         "model_stats",
         "observer",
         "plan",
+        "probe",
+        "probes_failed",
         "recovery",
         "rule_retries",
         "started",
         "token",
+        "waited",
     )
 
     def __init__(
@@ -352,12 +412,18 @@ class RetryCall:
         self.recovery: tuple[ErrorRule, BaseException] | None = None
         self.rule_retries: dict[int, int] | None = None
         self.token = False  # a budget token spent on the retry being waited for
-        self.keys = plan.keys(model, agent) if plan.guarded else None
         # Read the clock only when a deadline needs it: the success path stays free of it.
         self.started = (handler.clock or clock.default_clock)() if plan.timed else 0.0
         handler.stats.calls += 1
-        if not plan.guarded:
+        if plan.guarded:
+            self.keys: Keys | None = plan.keys(model, agent)
+            self.probe = 0.0  # when the store made this call the circuit's probe (0: it is not)
+            self.waited = 0.0  # seconds waited for an open circuit so far
+            self.probes_failed = 0  # attempts made as the circuit's probe that failed: not this call's retries
+            self.failure: Failure | None = None  # the latest failure a retry was decided for
             # A guarded call counts its first attempt once the breaker admits it.
+        else:
+            self.keys = None
             self._first_attempt()
 
     # -- the success path ---------------------------------------------------------------
@@ -408,47 +474,121 @@ class RetryCall:
     # -- guards (only when the policy asks for them) --------------------------------------
 
     async def admit(self) -> None:
-        """Refuse the call with :class:`CircuitOpenError` while the model's circuit is open."""
-        breaker, keys = self.plan.breaker, self.keys
-        if breaker is not None and keys is not None and keys.circuit is not None:
-            view = await self._store().admit(keys.circuit, self._now(), probe_timeout=breaker.probe_timeout)
-            if not view.allowed:
-                error = CircuitOpenError(self.model or keys.circuit, view.open_until)
+        """Let the call through the model's circuit, waiting for its probe if it has time.
+
+        Raises :class:`CircuitOpenError` (nothing sent) when the circuit is
+        open and the call's time would run out before the probe.
+        """
+        keys = self.keys
+        if self.plan.breaker is not None and keys is not None and keys.circuit is not None:
+            refused = await self._through_circuit()
+            if refused is not None:
+                error = CircuitOpenError(self.model or keys.circuit, refused.open_until)
                 self.attempt = 0  # refused: no attempt was made
                 self.handler.stats.breaker_rejections += 1
                 self._call_failed(error)
                 raise error from _circuit_causes.get(keys.circuit)
         self._first_attempt()
 
+    async def _through_circuit(self) -> CircuitView | None:
+        """Wait until the circuit admits this call (None), or its time runs out (the store's last view).
+
+        The decisions are :func:`~adk_retry.core._breaker.circuit_wait`'s; the
+        wait is cancellable, bounded by the call's time, and ends early when a
+        call in this process learns the circuit's fate. Under ``no_waits()``
+        a call never waits: it is refused as one with no time would be.
+        """
+        breaker, keys = self.plan.breaker, self.keys
+        assert breaker is not None
+        assert keys is not None
+        assert keys.circuit is not None
+        store, key = self._store(), keys.circuit
+        monotonic = self.handler.clock or clock.default_clock
+        told = False
+        while True:
+            now = self._now()
+            view = await store.admit(key, now, probe_timeout=breaker.probe_timeout)
+            if view.allowed:
+                if view.state == "half_open":
+                    self.probe = now
+                return None
+            may_wait = (
+                wait_limit(breaker, time_left=self.time_left() if self.plan.timed else None, waited=self.waited)
+                if clock.waits_enabled()
+                else 0.0
+            )
+            u = (self.handler.random or clock.default_random)()
+            pause = circuit_wait(view, now=now, may_wait=may_wait, poll=probe_interval(breaker, view.probes, u))
+            if pause is None:
+                return view
+            if not told:
+                told = True
+                logger.info(
+                    "[%s] Circuit for %s is %s: waiting up to %.2fs for its probe",
+                    self.agent,
+                    self.model,
+                    view.state,
+                    may_wait,
+                    extra={"agent": self.agent, "reason": "circuit wait"},
+                )
+            began = monotonic()
+            try:
+                await _wakeups.wait(key, pause)
+            finally:
+                self.waited += monotonic() - began
+
+    async def _release_probe(self) -> None:
+        """This call was the probe and ends without a verdict on the provider: let another probe at once."""
+        keys = self.keys
+        since, self.probe = self.probe, 0.0
+        assert keys is not None
+        assert keys.circuit is not None
+        try:
+            await self._store().release_probe(keys.circuit, since)
+        except Exception:  # the store's own failure must not replace the call's outcome
+            logger.warning("[%s] Could not release the circuit's probe", self.agent, exc_info=True)
+        _wakeups.wake(keys.circuit)
+
     async def settle_success(self) -> None:
         """Close the circuit, refund the budget, lower the failure rate."""
         plan, keys = self.plan, self.keys
         assert keys is not None
         if keys.circuit is not None:
+            self.probe = 0.0
             before, view = await self._store().record_success(keys.circuit)
             _circuit_causes.pop(keys.circuit, None)
+            _wakeups.wake(keys.circuit)  # the calls waiting for this circuit go now
             self._transition(before, view.state, None)
         if plan.budget is not None and keys.budget is not None:
             await self._store().refund(keys.budget, plan.budget.token_ratio, max_tokens=plan.budget.max_tokens)
         if plan.adaptive:
             failure_rates.record(keys.rate, failed=False)
 
-    async def _count_failure(self, failure: Failure) -> bool:
-        """Feed a retriable failure to the failure rate and the breaker; True if the circuit is now open."""
+    async def _count_failure(self, failure: Failure) -> CircuitView | None:
+        """Feed a retriable failure to the failure rate and the breaker; the circuit's view if it is now open."""
         keys = self.keys
         if keys is None:
-            return False
+            return None
         if self.plan.adaptive:
             failure_rates.record(keys.rate, failed=True)
         breaker = self.plan.breaker
         if breaker is None or failure.kind is None or keys.circuit is None:
-            return False
+            return None
         _circuit_causes[keys.circuit] = failure.error
+        self.probe = 0.0  # a failure is the probe's verdict: the store frees its slot
         before, view = await self._store().record_failure(
-            keys.circuit, self._now(), threshold=breaker.failure_threshold, cooldown=breaker.cooldown, hint=failure.hint
+            keys.circuit,
+            self._now(),
+            threshold=breaker.failure_threshold,
+            cooldown=breaker.cooldown,
+            hint=failure.hint,
+            first_probe=breaker.first_probe,
+            spread=breaker.probe_jitter * (self.handler.random or clock.default_random)(),
         )
+        if before == "half_open":
+            _wakeups.wake(keys.circuit)  # a failed probe: waiters see the new open period now
         self._transition(before, view.state, failure.error)
-        return view.state == "open"
+        return view if view.state == "open" else None
 
     # -- the failure path --------------------------------------------------------------------
 
@@ -457,28 +597,54 @@ class RetryCall:
 
         Logs the retry or the give-up; the caller re-raises on None.
         """
+        plan = self.plan
         if not isinstance(exc, Exception):
             # Cancellation and interpreter exits end the call; they are not failures.
+            if plan.guarded and self.probe:
+                await self._release_probe()
             return None
-        plan = self.plan
         stats = self.handler.stats
         stats.last_error = exc
         stats.errors[type(exc).__name__] += 1
         failure = plan.failure(exc)
         if not failure.retriable:
+            if plan.guarded and self.probe:
+                await self._release_probe()  # a 400 says nothing about the provider's health
             self._call_failed(exc)
             return None
-        circuit_open = await self._count_failure(failure) if plan.guarded else False
+        circuit_open = circuit_waits = False
+        counted = self.attempt
+        if plan.guarded:
+            was_probe = self.probe != 0.0
+            view = await self._count_failure(failure)
+            if was_probe and view is not None:
+                # A failed probe is the breaker's request, made for every waiting call:
+                # it does not use up the retries of the call that happened to carry it
+                # (else the caller that probes a long outage most often gives up first).
+                self.probes_failed += 1
+            counted -= self.probes_failed
+            self.failure = failure
+            circuit_open = view is not None
+            if view is not None and clock.waits_enabled():
+                # Wait for the probe only if it can come before this call's time runs out.
+                breaker = plan.breaker
+                assert breaker is not None
+                may_wait = wait_limit(breaker, time_left=self.time_left() if plan.timed else None, waited=self.waited)
+                pause = circuit_wait(
+                    view, now=self._now(), may_wait=may_wait, poll=probe_interval(breaker, view.probes)
+                )
+                circuit_waits = pause is not None
         rule = failure.rule
         decision = decide(
             plan,
             failure,
-            attempt=self.attempt,
+            attempt=counted,
             rule_retries=self._rule_retries(rule) if rule is not None else 0,
             time_left=self.time_left() if plan.timed else None,
             u=(self.handler.random or clock.default_random)(),
             failure_rate=failure_rates.get(self.keys.rate) if plan.adaptive and self.keys is not None else 0.0,
             circuit_open=circuit_open,
+            circuit_waits=circuit_waits,
         )
         if isinstance(decision, GiveUp):
             self._give_up(failure, decision.reason or "not retriable")
@@ -515,6 +681,8 @@ class RetryCall:
                 await self.settle_success()
             return
         if not isinstance(exc, Exception):
+            if self.plan.guarded and self.probe:
+                await self._release_probe()
             return
         stats = self.handler.stats
         stats.last_error = exc
@@ -524,20 +692,41 @@ class RetryCall:
             failure = self.plan.failure(exc)
             if failure.retriable:
                 await self._count_failure(failure)
+            elif self.probe:
+                await self._release_probe()
 
     async def wait(self, delay: float) -> None:
-        """Wait ``delay`` seconds before the next attempt (not under ``no_waits``).
+        """Wait ``delay`` seconds before the next attempt, then through the circuit (neither under ``no_waits``).
 
-        A call cancelled here made no retry: the budget token spent for it goes back.
+        A circuit that another call opened meanwhile is seen here, before the
+        retry: the call waits for its probe if it has time, else gives up
+        with its own last error ("circuit open"). A call cancelled here, or
+        refused, made no retry: the budget token spent for it goes back.
         """
         self.handler.stats.slept += delay
         if not clock.waits_enabled():
+            # Nothing slept, so no time passed for the circuit either: asking it
+            # again would see the state this call has (virtually) waited out.
             return
         try:
             await (self.handler.sleep or clock.default_sleep)(delay)
+            if self.plan.breaker is not None:
+                await self._readmit()
         except BaseException:
             await self._return_token()
             raise
+
+    async def _readmit(self) -> None:
+        """Before a retry: through the circuit, or give up with the call's last error."""
+        keys, failure = self.keys, self.failure
+        if keys is None or keys.circuit is None or failure is None:
+            return
+        refused = await self._through_circuit()
+        if refused is None:
+            return
+        self.handler.stats.breaker_rejections += 1
+        self._give_up(failure, "circuit open")
+        raise failure.error
 
     async def recover(self, llm_request: Any, model: Any = None) -> bool:
         """Run the recovery hook of the rule that scheduled this retry; True if one ran.

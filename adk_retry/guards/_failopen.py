@@ -84,18 +84,21 @@ class FailOpen:
             self._failed("admit", exc)
             return _CLOSED
 
-    async def record_failure(
-        self, key: str, now: float, *, threshold: int, cooldown: float, hint: float | None
-    ) -> tuple[CircuitState, CircuitView]:
+    async def record_failure(self, key: str, now: float, **settings: Any) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_failure`; nothing opens when the store fails."""
         try:
-            result: tuple[CircuitState, CircuitView] = await self.store.record_failure(
-                key, now, threshold=threshold, cooldown=cooldown, hint=hint
-            )
+            result: tuple[CircuitState, CircuitView] = await self.store.record_failure(key, now, **settings)
             return result
         except Exception as exc:
             self._failed("record_failure", exc)
             return "closed", _CLOSED
+
+    async def release_probe(self, key: str, since: float) -> None:
+        """See :meth:`StateStore.release_probe`."""
+        try:
+            await self.store.release_probe(key, since)
+        except Exception as exc:
+            self._failed("release_probe", exc)
 
     async def record_success(self, key: str) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_success`."""

@@ -134,15 +134,16 @@ return ARGV[1]
 """
 
 # KEYS[1] circuit hash; ARGV now, probe_timeout, ttl_ms.
-# Returns {state, open_until, failures, allowed}.
+# Returns {state, open_until, failures, allowed, probes}.
 _ADMIT = (
     _LUA_HELPERS
     + """
 local now = tonumber(ARGV[1])
-local c = redis.call('HMGET', KEYS[1], 'failures', 'open_until', 'probing_since')
+local c = redis.call('HMGET', KEYS[1], 'failures', 'open_until', 'probing_since', 'probes')
 local failures = tonumber(c[1]) or 0
 local open_until = tonumber(c[2]) or 0
-if open_until == 0 then return {'closed', '0', failures, 1} end
+local probes = tonumber(c[4]) or 0
+if open_until == 0 then return {'closed', '0', failures, 1, probes} end
 local st = state(open_until, now)
 local probing = tonumber(c[3]) or 0
 local allowed = 0
@@ -151,34 +152,42 @@ if st == 'half_open' and (probing == 0 or now - probing >= tonumber(ARGV[2])) th
   redis.call('HSET', KEYS[1], 'probing_since', num(now))
   if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 end
-return {st, num(open_until), failures, allowed}
+return {st, num(open_until), failures, allowed, probes}
 """
 )
 
-# KEYS[1] circuit hash; ARGV now, threshold, cooldown, hint ('' for none), keep_ms.
-# Returns {state before, state after, open_until, failures}.
+# KEYS[1] circuit hash; ARGV now, threshold, cooldown, hint ('' for none), keep_ms, first_probe, spread.
+# The open period is adk_retry.core._breaker.open_period, written out in Lua.
+# Returns {state before, state after, open_until, failures, probes}.
 _RECORD_FAILURE = (
     _LUA_HELPERS
     + """
 local now = tonumber(ARGV[1])
 local hint = ARGV[4]
-local c = redis.call('HMGET', KEYS[1], 'failures', 'open_until', 'probing_since')
+local cap = tonumber(ARGV[3])
+local first = tonumber(ARGV[6])
+local spread = tonumber(ARGV[7])
+local c = redis.call('HMGET', KEYS[1], 'failures', 'open_until', 'probing_since', 'probes')
 local failures = (tonumber(c[1]) or 0) + 1
 local open_until = tonumber(c[2]) or 0
 local probing = tonumber(c[3]) or 0
+local probes = tonumber(c[4]) or 0
 local before = state(open_until, now)
 local h = 0
 if hint ~= '' then h = tonumber(hint) end
 if before == 'half_open' or failures >= tonumber(ARGV[2]) then
-  open_until = math.max(open_until, now + math.max(tonumber(ARGV[3]), h))
+  if before == 'half_open' then probes = probes + 1 elseif before == 'closed' then probes = 0 end
+  local period = math.min(cap, first * 2 ^ math.min(probes, 64)) * (1.0 - spread)
+  open_until = math.max(open_until, now + math.max(period, h))
   probing = 0
 elseif h > 0 then
   open_until = math.max(open_until, now + h)
   probing = 0
 end
-redis.call('HSET', KEYS[1], 'failures', failures, 'open_until', num(open_until), 'probing_since', num(probing))
+redis.call('HSET', KEYS[1], 'failures', failures, 'open_until', num(open_until), 'probing_since', num(probing),
+  'probes', probes)
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
-return {before, state(open_until, now), num(open_until), failures}
+return {before, state(open_until, now), num(open_until), failures, probes}
 """
 )
 
@@ -189,6 +198,16 @@ local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until')) or 0
 redis.call('DEL', KEYS[1])
 if open_until ~= 0 then return 'half_open' end
 return 'closed'
+"""
+
+# KEYS[1] circuit hash; ARGV since. Frees the probe slot only if that probe still holds it.
+_RELEASE_PROBE = """
+local probing = tonumber(redis.call('HGET', KEYS[1], 'probing_since'))
+if probing and probing == tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'probing_since', '0')
+  return 1
+end
+return 0
 """
 
 
@@ -360,6 +379,7 @@ class RedisStore:
         self._admit = self.client.register_script(_ADMIT)
         self._record_failure = self.client.register_script(_RECORD_FAILURE)
         self._record_success = self.client.register_script(_RECORD_SUCCESS)
+        self._release_probe = self.client.register_script(_RELEASE_PROBE)
 
     @classmethod
     def from_url(
@@ -503,34 +523,63 @@ class RedisStore:
         """See :meth:`StateStore.admit`."""
 
         async def remote() -> CircuitView:
-            state, open_until, failures, allowed = await self._admit(
+            state, open_until, failures, allowed, probes = await self._admit(
                 keys=[self.circuit_key(key)],
                 args=[_arg(now), _arg(probe_timeout), _ms(self.ttl)],
                 client=self._redis(),
             )
-            return CircuitView(_STATES[_text(state)], float(_text(open_until)), int(failures), bool(int(allowed)))
+            return CircuitView(
+                _STATES[_text(state)], float(_text(open_until)), int(failures), bool(int(allowed)), int(probes)
+            )
 
         return await self._run(remote, lambda: self.fallback.admit(key, now, probe_timeout=probe_timeout))
 
     async def record_failure(
-        self, key: str, now: float, *, threshold: int, cooldown: float, hint: float | None
+        self,
+        key: str,
+        now: float,
+        *,
+        threshold: int,
+        cooldown: float,
+        hint: float | None,
+        first_probe: float | None = None,
+        spread: float = 0.0,
     ) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_failure`."""
+        first = cooldown if first_probe is None else first_probe
 
         async def remote() -> tuple[CircuitState, CircuitView]:
             keep = _ms(max(self.ttl, 2.0 * cooldown, 2.0 * (hint or 0.0)))
-            before, after, open_until, failures = await self._record_failure(
+            before, after, open_until, failures, probes = await self._record_failure(
                 keys=[self.circuit_key(key)],
-                args=[_arg(now), int(threshold), _arg(cooldown), "" if hint is None else _arg(hint), keep],
+                args=[
+                    _arg(now),
+                    int(threshold),
+                    _arg(cooldown),
+                    "" if hint is None else _arg(hint),
+                    keep,
+                    _arg(first),
+                    _arg(spread),
+                ],
                 client=self._redis(),
             )
-            view = CircuitView(_STATES[_text(after)], float(_text(open_until)), int(failures))
+            view = CircuitView(_STATES[_text(after)], float(_text(open_until)), int(failures), True, int(probes))
             return _STATES[_text(before)], view
 
         return await self._run(
             remote,
-            lambda: self.fallback.record_failure(key, now, threshold=threshold, cooldown=cooldown, hint=hint),
+            lambda: self.fallback.record_failure(
+                key, now, threshold=threshold, cooldown=cooldown, hint=hint, first_probe=first_probe, spread=spread
+            ),
         )
+
+    async def release_probe(self, key: str, since: float) -> None:
+        """See :meth:`StateStore.release_probe`."""
+
+        async def remote() -> None:
+            await self._release_probe(keys=[self.circuit_key(key)], args=[_arg(since)], client=self._redis())
+
+        await self._run(remote, lambda: self.fallback.release_probe(key, since))
 
     async def record_success(self, key: str) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_success`."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from adk_retry.core._breaker import open_period
 from adk_retry.core._store import CircuitState, CircuitView, StateStore, circuit_state
 
 __all__ = ["CircuitState", "CircuitView", "MemoryStore", "StateStore", "circuit_state", "default_store"]
@@ -27,6 +28,7 @@ class _Circuit:
     failures: int = 0
     open_until: float = 0.0
     probing_since: float = 0.0
+    probes: int = 0  # failed probes since it opened: where the growing schedule has got to
 
 
 class MemoryStore:
@@ -79,10 +81,18 @@ class MemoryStore:
             )
             if allowed:
                 circuit.probing_since = now
-            return CircuitView(state, circuit.open_until, circuit.failures, allowed)
+            return CircuitView(state, circuit.open_until, circuit.failures, allowed, circuit.probes)
 
     async def record_failure(
-        self, key: str, now: float, *, threshold: int, cooldown: float, hint: float | None
+        self,
+        key: str,
+        now: float,
+        *,
+        threshold: int,
+        cooldown: float,
+        hint: float | None,
+        first_probe: float | None = None,
+        spread: float = 0.0,
     ) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_failure`."""
         with self._lock:
@@ -90,7 +100,12 @@ class MemoryStore:
             before = circuit_state(circuit.open_until, now)
             circuit.failures += 1
             if before == "half_open" or circuit.failures >= threshold:
-                circuit.open_until = max(circuit.open_until, now + max(cooldown, hint or 0.0))
+                if before == "half_open":
+                    circuit.probes += 1
+                elif before == "closed":
+                    circuit.probes = 0
+                period = open_period(cooldown if first_probe is None else first_probe, cooldown, circuit.probes, spread)
+                circuit.open_until = max(circuit.open_until, now + max(period, hint or 0.0))
                 circuit.probing_since = 0.0
             elif hint:
                 # The server said how long it needs: nobody calls before that, but
@@ -98,7 +113,14 @@ class MemoryStore:
                 circuit.open_until = max(circuit.open_until, now + hint)
                 circuit.probing_since = 0.0
             after = circuit_state(circuit.open_until, now)
-            return before, CircuitView(after, circuit.open_until, circuit.failures)
+            return before, CircuitView(after, circuit.open_until, circuit.failures, True, circuit.probes)
+
+    async def release_probe(self, key: str, since: float) -> None:
+        """See :meth:`StateStore.release_probe`."""
+        with self._lock:
+            circuit = self._circuits.get(key)
+            if circuit is not None and circuit.probing_since == since:
+                circuit.probing_since = 0.0
 
     async def record_success(self, key: str) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_success`."""

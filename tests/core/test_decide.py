@@ -61,6 +61,27 @@ CASES = [
     ("deadline: time enough", TRANSIENT, _Http(503), {"time_left": 1.5}, Retry(1.0, "backoff")),
     ("circuit open by failures", TRANSIENT, _Http(503), {"circuit_open": True}, GiveUp("circuit open")),
     (
+        "circuit open, the call may wait: its probe replaces the backoff",
+        TRANSIENT,
+        _Http(503),
+        {"circuit_open": True, "circuit_waits": True, "time_left": 0.5},
+        Retry(0.0, "circuit open: waiting for its probe"),
+    ),
+    (
+        "circuit open, waiting, but attempts exhausted",
+        TRANSIENT,
+        _Http(503),
+        {"circuit_open": True, "circuit_waits": True, "attempt": 4},
+        GiveUp("attempts exhausted"),
+    ),
+    (
+        "circuit opened by the hint, waiting allowed: the hint still wins",
+        TRANSIENT,
+        _Http(429, "2"),
+        {"circuit_open": True, "circuit_waits": True, "u": 0.0},
+        Retry(2.0, "server asked to wait 2s", True),
+    ),
+    (
         "circuit opened by the hint: wait for it",
         TRANSIENT,
         _Http(429, "2"),

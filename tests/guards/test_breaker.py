@@ -27,7 +27,10 @@ def guarded(make_model, clock: WallClock, **breaker) -> tuple[LlmAgent, RetryHan
     policy = RetryPolicy(
         retry_on="transient",
         max_retries=2,
-        breaker=CircuitBreaker(**{"failure_threshold": 3, "cooldown": 30.0, **breaker}),
+        # A fixed 30 s open period (first_probe = cooldown, no jitter): these tests are about the states.
+        breaker=CircuitBreaker(
+            **{"failure_threshold": 3, "cooldown": 30.0, "first_probe": 30.0, "probe_jitter": 0, **breaker}
+        ),
         store=MemoryStore(),
     )
     agent = LlmAgent(name="guarded", model=make_model())

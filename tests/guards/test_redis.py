@@ -234,6 +234,55 @@ async def test_failures_in_one_process_open_the_circuit_for_another(
     assert view.open_until > time.time() + 50
 
 
+async def test_a_waiter_sees_another_processes_probe_succeed_at_its_next_poll(
+    redis_server: RedisServer, make_store: MakeStore, prefix: str
+) -> None:
+    """One probe per scope across processes; the waiters of the others learn its outcome by polling."""
+    from adk_retry import CircuitBreaker, RetryHandler, RetryPolicy
+
+    store = make_store()
+    breaker = CircuitBreaker(failure_threshold=1, first_probe=0.2, cooldown=0.2, probe_jitter=0, key="shared")
+    await store.record_failure("key:shared", time.time(), threshold=1, cooldown=0.2, hint=None, first_probe=0.2)
+    requests = []
+
+    async def call() -> str:
+        requests.append(time.monotonic())
+        return "ok"
+
+    guard = RetryHandler(RetryPolicy.transient(timeout=10.0, breaker=breaker, store=store, max_retries=0))
+    # The other process takes the probe as soon as the circuit is half-open, holds it 0.5 s, then succeeds.
+    code = (
+        "import asyncio, sys, time\n"
+        "from adk_retry.guards._redis import RedisStore\n"
+        "async def main():\n"
+        "    store = RedisStore.from_url(sys.argv[1], prefix=sys.argv[2])\n"
+        "    while not (await store.admit('key:shared', time.time(), probe_timeout=30.0)).allowed:\n"
+        "        await asyncio.sleep(0.005)\n"
+        "    print('probing', flush=True)\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    await store.record_success('key:shared')\n"
+        "    print(time.monotonic(), flush=True)\n"
+        "    assert not store.degraded\n"
+        "    await store.aclose()\n"
+        "asyncio.run(main())\n"
+    )
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, redis_server.url, prefix,
+        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+    assert line.strip() == b"probing", line
+    # The other process holds the probe: this one's calls wait, polling at the probe schedule.
+    waiters = [asyncio.create_task(guard(call)) for _ in range(3)]
+    closed_at = float((await asyncio.wait_for(process.stdout.readline(), timeout=60)).strip())
+    assert await asyncio.gather(*waiters) == ["ok"] * 3
+    await process.wait()
+    assert min(requests) >= closed_at, "no request while the other process's probe ran"
+    assert max(requests) - closed_at < 0.2 + 0.15, "seen at the next poll (one probe interval)"
+
+
 # -- failing open while Redis is down ------------------------------------------------
 
 

@@ -148,8 +148,8 @@ async def test_probe_failure_reopens(store: StateStore) -> None:
     assert (await store.admit(KEY, NOW + 11.0, probe_timeout=30.0)).allowed
     before, after = await store.record_failure(KEY, NOW + 11.0, threshold=100, cooldown=10.0, hint=None)
     assert before == "half_open"
-    assert after == CircuitView("open", NOW + 21.0, 4)
-    assert await store.admit(KEY, NOW + 15.0, probe_timeout=30.0) == CircuitView("open", NOW + 21.0, 4, False)
+    assert after == CircuitView("open", NOW + 21.0, 4, probes=1)
+    assert await store.admit(KEY, NOW + 15.0, probe_timeout=30.0) == CircuitView("open", NOW + 21.0, 4, False, 1)
     # Re-opening forgets the old probe: the next cool-down ends with a fresh probe at once.
     assert (await store.admit(KEY, NOW + 21.0, probe_timeout=30.0)).allowed
 
@@ -207,6 +207,73 @@ async def test_times_round_trip_exactly(store: StateStore) -> None:
     assert view.open_until == now + 7.3
     assert (await store.admit(KEY, now + 7.3, probe_timeout=0.1)).allowed
     assert not (await store.admit(KEY, now + 7.3 + 0.05, probe_timeout=0.1)).allowed
+
+
+# The growing schedule of open periods: (first_probe, cooldown cap, spread) -> open_until after
+# opening and after each failed probe. Both stores compute adk_retry.core._breaker.open_period.
+SCHEDULES = [
+    ("the defaults", 0.25, 1.0, 0.0, [0.25, 0.5, 1.0, 1.0, 1.0]),
+    ("jittered down", 0.25, 1.0, 0.2, [0.2, 0.4, 0.8, 0.8]),
+    ("no first_probe: fixed", None, 10.0, 0.0, [10.0, 10.0, 10.0]),
+    ("first above the cap: the cap", 5.0, 2.0, 0.0, [2.0, 2.0]),
+    ("a long growth", 0.5, 30.0, 0.0, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]),
+]
+
+
+@pytest.mark.parametrize(
+    ("first", "cap", "spread", "periods"), [row[1:] for row in SCHEDULES], ids=[r[0] for r in SCHEDULES]
+)
+async def test_open_periods_grow_with_each_failed_probe(
+    store: StateStore, first: float | None, cap: float, spread: float, periods: list[float]
+) -> None:
+    now = NOW
+    for probes, period in enumerate(periods):
+        if probes:
+            assert (await store.admit(KEY, now, probe_timeout=30.0)).allowed  # the probe ...
+        _, view = await store.record_failure(
+            KEY, now, threshold=1, cooldown=cap, hint=None, first_probe=first, spread=spread
+        )  # ... fails
+        assert view.state == "open"
+        assert view.probes == probes
+        assert view.open_until == pytest.approx(now + period, abs=1e-9)
+        assert (await store.admit(KEY, now, probe_timeout=30.0)).probes == probes
+        now = view.open_until
+
+
+async def test_failures_while_open_keep_the_schedule_where_it_is(store: StateStore) -> None:
+    await store.record_failure(KEY, NOW, threshold=1, cooldown=1.0, hint=None, first_probe=0.25)
+    _, view = await store.record_failure(KEY, NOW + 0.1, threshold=1, cooldown=1.0, hint=None, first_probe=0.25)
+    assert (view.state, view.probes, view.open_until) == ("open", 0, pytest.approx(NOW + 0.35))
+
+
+async def test_a_success_resets_the_schedule(store: StateStore) -> None:
+    await store.record_failure(KEY, NOW, threshold=1, cooldown=1.0, hint=None, first_probe=0.25)
+    await store.admit(KEY, NOW + 0.25, probe_timeout=30.0)
+    await store.record_failure(KEY, NOW + 0.25, threshold=1, cooldown=1.0, hint=None, first_probe=0.25)
+    await store.record_success(KEY)
+    _, view = await store.record_failure(KEY, NOW + 2.0, threshold=1, cooldown=1.0, hint=None, first_probe=0.25)
+    assert (view.probes, view.open_until) == (0, NOW + 2.25)
+
+
+async def test_a_released_probe_lets_another_probe_at_once(store: StateStore) -> None:
+    await open_circuit(store)
+    assert (await store.admit(KEY, NOW + 10.0, probe_timeout=30.0)).allowed
+    assert not (await store.admit(KEY, NOW + 10.5, probe_timeout=30.0)).allowed
+    await store.release_probe(KEY, NOW + 10.0)
+    assert (await store.admit(KEY, NOW + 11.0, probe_timeout=30.0)).allowed
+
+
+async def test_releasing_a_stale_probe_leaves_the_current_one(store: StateStore) -> None:
+    await open_circuit(store)
+    assert (await store.admit(KEY, NOW + 10.0, probe_timeout=1.0)).allowed
+    assert (await store.admit(KEY, NOW + 11.0, probe_timeout=1.0)).allowed  # the first presumed lost
+    await store.release_probe(KEY, NOW + 10.0)  # the lost one reports late
+    assert not (await store.admit(KEY, NOW + 11.5, probe_timeout=1.0)).allowed
+
+
+async def test_releasing_on_a_closed_circuit_does_nothing(store: StateStore) -> None:
+    await store.release_probe(KEY, NOW)
+    assert await store.admit(KEY, NOW, probe_timeout=30.0) == CircuitView("closed", 0.0, 0, True)
 
 
 async def test_circuits_are_separate(store: StateStore) -> None:
