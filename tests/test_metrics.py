@@ -24,6 +24,10 @@ from typing import Any
 import pytest
 from google.adk.agents import Agent, LlmAgent
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_AGENT_NAME,
     GEN_AI_PROVIDER_NAME,
@@ -31,10 +35,6 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_RESEND_COUNT
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import adk_retry.engine._loop
 from adk_retry import (
@@ -472,7 +472,9 @@ def test_enable_then_disable_leaves_no_hook(no_global_hooks):
     # Enabled again on the same provider: the same object and instruments, which report again.
     assert enable_metrics(meter_provider=provider) is telemetry
     assert telemetry.enabled
-    assert [p.value for p in _points(reader)["adk_retry.attempts"] if p.attributes.get(GEN_AI_AGENT_NAME) == name] == [3]
+    assert [p.value for p in _points(reader)["adk_retry.attempts"] if p.attributes.get(GEN_AI_AGENT_NAME) == name] == [
+        3
+    ]
     telemetry.disable()
     assert global_hooks == []
     provider.shutdown()

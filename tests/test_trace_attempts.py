@@ -214,7 +214,8 @@ def test_log_records_join_the_trace_and_the_adk_invocation(reports, how):
     for record in (*retries, success):
         assert record["agent"] == "traced"
         assert record["model"] == "openai/traced-model"
-        assert record["invocation_id"] and record["invocation_id"].startswith("e-")
+        assert record["invocation_id"]
+        assert record["invocation_id"].startswith("e-")
         assert record["session_id"]
         assert record["trace_id"] == span["trace"]
         assert len(record["span_id"]) == 16

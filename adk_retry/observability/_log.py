@@ -46,7 +46,17 @@ logger = get_logger()
 
 _MAX_ERROR_TEXT = 300
 
-_EXTRA_KEYS = ("agent", "model", "attempt", "max_attempts", "delay", "error_type", "reason", "invocation_id", "session_id")
+_EXTRA_KEYS = (
+    "agent",
+    "model",
+    "attempt",
+    "max_attempts",
+    "delay",
+    "error_type",
+    "reason",
+    "invocation_id",
+    "session_id",
+)
 
 
 def emit(level: int, templates: tuple[str, ...], fields: dict[str, Any]) -> None:
@@ -75,7 +85,10 @@ def trace_ids() -> dict[str, str]:
     context = otel_trace.get_current_span().get_span_context()
     if not context.is_valid:
         return {}
-    return {"trace_id": otel_trace.format_trace_id(context.trace_id), "span_id": otel_trace.format_span_id(context.span_id)}
+    return {
+        "trace_id": otel_trace.format_trace_id(context.trace_id),
+        "span_id": otel_trace.format_span_id(context.span_id),
+    }
 
 
 def describe(exc: BaseException) -> str:

@@ -316,16 +316,12 @@ class Metrics:
     def _observe_attempts(self, options: CallbackOptions) -> Iterable[Observation]:
         if not self.enabled:
             return []
-        return [
-            otel_metrics.Observation(s.attempts, {names.GEN_AI_AGENT_NAME: a}) for a, s in _ledger.totals().items()
-        ]
+        return [otel_metrics.Observation(s.attempts, {names.GEN_AI_AGENT_NAME: a}) for a, s in _ledger.totals().items()]
 
     def _observe_retries(self, options: CallbackOptions) -> Iterable[Observation]:
         if not self.enabled:
             return []
-        return [
-            otel_metrics.Observation(s.retries, {names.GEN_AI_AGENT_NAME: a}) for a, s in _ledger.totals().items()
-        ]
+        return [otel_metrics.Observation(s.retries, {names.GEN_AI_AGENT_NAME: a}) for a, s in _ledger.totals().items()]
 
 
 _active: list[Metrics] = []
