@@ -337,14 +337,16 @@ def enable_metrics(
             the global provider, through the API's proxy, so it also works
             when the application sets its ``MeterProvider`` later. Importing
             the first retry handler already does ``enable_metrics()``.
-        tracer_provider: retries are always added as ``adk_retry.retry``
-            events to the current span when it is recording, whoever made it.
-            When the current span is *not* recording but belongs to a sampled
-            trace (typically: ADK's own spans are no-ops because no global
-            ``TracerProvider`` is set, while the application traces with its
-            own provider), a retry is recorded instead as a short span
-            ``adk_retry.retry`` made by this provider, child of the current
-            context, with the same attributes and event.
+        tracer_provider: the attempts of a retried call are always added as
+            events (``adk_retry.retry``, ``adk_retry.give_up``,
+            ``adk_retry.success``; see :data:`SPAN_EVENTS`) to the current span
+            when it is recording, whoever made it. When the current span is
+            *not* recording but belongs to a sampled trace (typically: ADK's
+            own spans are no-ops because no global ``TracerProvider`` is set,
+            while the application traces with its own provider), each is
+            recorded instead as a short span of the same name made by this
+            provider, child of the current context, with the same attributes
+            and event.
 
     There is one :class:`Metrics` per meter provider: calling it again with
     the same ``meter_provider`` returns the same object, enabled again if it
