@@ -171,3 +171,32 @@ def test_demo_runs_from_the_command_line_quietly():
     assert_quiet(done.stdout)
     assert "Model request failed" not in done.stdout  # the labels say it; the log is for --verbose
     assert len(done.stdout.splitlines()) < 40
+
+
+def test_metrics_export_shows_the_retry_storm_as_numbers():
+    """The exporter example: the storm's counts, under the semantic-convention names."""
+    from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_AGENT_NAME
+    from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "metrics_export.py")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=script_env(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == ""
+    assert_quiet(done.stdout)
+    assert "Traceback" not in done.stdout
+    rows = {tuple(line.split()[:2]) for line in done.stdout.splitlines() if line.startswith("  adk_retry.")}
+    # 6 turns: 13 attempts (13 requests: the SDK's own retries are off), 7 retries, one give-up.
+    assert "6 turns, 13 requests to the provider" in done.stdout
+    assert {("adk_retry.attempts", "13"), ("adk_retry.retries", "7")} <= rows
+    assert {("adk_retry.calls", "5"), ("adk_retry.calls", "1"), ("adk_retry.give_ups", "1")} <= rows
+    assert ("adk_retry.backoff_delay", "count=5") in rows  # the 503s
+    assert f"{GEN_AI_AGENT_NAME}=support" in done.stdout
+    assert f"{ERROR_TYPE}=RateLimitError" in done.stdout
+    assert "adk_retry.reason=hint" in done.stdout  # the 429 with Retry-After
+    assert len(done.stdout.splitlines()) <= 20

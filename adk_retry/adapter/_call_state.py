@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from adk_retry.engine._loop import RetryHandler
@@ -34,6 +34,10 @@ class CallState:
         taken: set when a wrapper picked this state up; a stale state (one a
             later call finds still in the context) is never reused.
         reported: set once the after-model callback logged the outcome.
+        context: ADK's ``CallbackContext`` of the call, kept as it is (no
+            work on the success path); its ids are read by :meth:`log_ids`
+            only when a log record is written.
+        model: the model's name, set by the engine once the call retried.
 
     Example:
         >>> from adk_retry.engine._loop import RetryHandler
@@ -47,6 +51,30 @@ class CallState:
     attempts: int = 0
     taken: bool = False
     reported: bool = False
+    context: Any = None
+    model: str | None = None
+
+    def log_ids(self) -> dict[str, str]:
+        """ADK's ``invocation_id`` and ``session_id`` of the call, for its log records (failure path only).
+
+        Example:
+            >>> from types import SimpleNamespace
+            >>> from adk_retry.engine._loop import RetryHandler
+            >>> context = SimpleNamespace(invocation_id="e-1", session=SimpleNamespace(id="s-1"))
+            >>> CallState("a", RetryHandler(), context=context).log_ids()
+            {'invocation_id': 'e-1', 'session_id': 's-1'}
+        """
+        context = self.context
+        ids: dict[str, str] = {}
+        if context is None:
+            return ids
+        invocation_id = getattr(context, "invocation_id", None)
+        if isinstance(invocation_id, str):
+            ids["invocation_id"] = invocation_id
+        session_id = getattr(getattr(context, "session", None), "id", None)
+        if isinstance(session_id, str):
+            ids["session_id"] = session_id
+        return ids
 
 
 current_call: ContextVar[CallState | None] = ContextVar("adk_retry_current_call", default=None)

@@ -91,13 +91,13 @@ def report_call(owner: object, llm_response: Any) -> None:
         return
     state.reported = True
     if state.attempts > 1 and logger.isEnabledFor(logging.INFO):
-        log_success(state.handler, state.agent, state.attempts)
+        log_success(state.handler, state.agent, state.attempts, state.model, state)
 
 
 def _before_model(agent_name: str, handler: RetryHandler) -> Callable[[Any, Any], None]:
     def before_model(callback_context: Any, llm_request: Any) -> None:
         """Open the per-call state of this model call."""
-        current_call.set(CallState(agent_name, handler, owner=handler))
+        current_call.set(CallState(agent_name, handler, owner=handler, context=callback_context))
 
     return before_model
 

@@ -170,7 +170,7 @@ class RetryPlugin(BasePlugin):
             if attached.pinned:
                 self._remember_pin(agent, attached.unpinned, attached.model)
             self._models[id(attached.model)] = attached.model
-            current_call.set(CallState(agent.name, handler, owner=self))
+            current_call.set(CallState(agent.name, handler, owner=self, context=callback_context))
         except Exception:  # never end the user's run because of the retry layer
             logger.warning("RetryPlugin could not enable retry for this model call", exc_info=True)
         return None

@@ -25,6 +25,7 @@ from adk_retry.adapter._snapshot import restore, take
 from adk_retry.core._empty import is_empty_response, is_malformed_function_call
 from adk_retry.core._errors import EmptyResponseError, MalformedFunctionCallError
 from adk_retry.engine._loop import RetryCall, RetryHandler, run_attempts
+from adk_retry.observability._semconv import note_model_class
 from adk_retry.observability._stats import RetryStats
 from adk_retry.observability._views import live_models
 
@@ -139,6 +140,8 @@ def uninstall(retry: ModelRetry) -> None:
 def _make_wrapper(retry: ModelRetry) -> ModelMethod:
     original = retry.original
     model_name = getattr(retry.model, "model", None) or type(retry.model).__name__
+    # Once per wrapped model: its class names the provider when its id does not (telemetry only).
+    note_model_class(model_name, tuple(cls.__name__ for cls in type(retry.model).__mro__))
 
     def generate_content_async_with_retry(
         llm_request: LlmRequest, stream: bool = False

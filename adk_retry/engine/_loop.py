@@ -105,9 +105,27 @@ _wakeups = _Wakeups()
 
 
 class AttemptObserver(Protocol):
-    """Whoever wants to see a call's attempt count as it runs (the adapter's per-call state)."""
+    """Whoever wants to see a call's attempt count as it runs (the adapter's per-call state).
+
+    It may also have a ``log_ids()`` method returning the ids to put on the
+    call's log records (ADK's ``invocation_id`` and ``session_id``); asked only
+    when a record is written.
+    """
 
     attempts: int
+    model: str | None
+
+
+def call_ids(observer: AttemptObserver) -> dict[str, Any]:
+    """The ids ``observer`` offers for log records (its ``log_ids()``); none if it offers none or fails."""
+    log_ids = getattr(observer, "log_ids", None)
+    if log_ids is None:
+        return {}
+    try:
+        ids: dict[str, Any] = log_ids()
+    except Exception:  # a record's decoration must not replace the call's own failure
+        return {}
+    return ids
 
 
 class RetryHandler:
@@ -446,6 +464,7 @@ class RetryCall:
         stats.retries += 1
         if self.observer is not None:
             self.observer.attempts = self.attempt
+            self.observer.model = self.model  # for its "succeeded on attempt N" line; retries only
 
     def succeeded(self, *, log: bool) -> None:
         """Count a success; log it when it took a retry and ``log`` is set."""
@@ -454,7 +473,7 @@ class RetryCall:
             self._settle_model(None)
         if self.attempt > 1:
             if log:
-                log_success(self.handler, self.agent, self.attempt)
+                log_success(self.handler, self.agent, self.attempt, self.model, self.observer)
             self._event("success_after_retry")
 
     def attempt_limit(self) -> float | None:
@@ -838,15 +857,29 @@ class RetryCall:
             "max_attempts": self.plan.max_attempts,
             "error": describe(exc),
             "error_type": type(exc).__name__,
+            "model": self.model,
         }
+        if self.observer is not None:
+            # ADK's ids, read here on the failure path from what the before-model callback kept.
+            fields.update(call_ids(self.observer))
         fields.update(more)
         return fields
 
 
-def log_success(handler: RetryHandler, agent: str, attempt: int) -> None:
+def log_success(
+    handler: RetryHandler,
+    agent: str,
+    attempt: int,
+    model: str | None = None,
+    observer: AttemptObserver | None = None,
+) -> None:
     """Write the "succeeded on attempt N" line for a call that needed a retry."""
-    emit(
-        logging.INFO,
-        handler.plan.templates.succeeded,
-        {"agent": agent, "attempt": attempt, "max_attempts": handler.plan.max_attempts},
-    )
+    fields: dict[str, Any] = {
+        "agent": agent,
+        "attempt": attempt,
+        "max_attempts": handler.plan.max_attempts,
+        "model": model,
+    }
+    if observer is not None:
+        fields.update(call_ids(observer))
+    emit(logging.INFO, handler.plan.templates.succeeded, fields)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from adk_retry.observability._otel import (
     INSTRUMENTS,
     SPAN_EVENT,
+    SPAN_EVENTS,
     Metrics,
     enable_metrics,
     give_up_reason,
@@ -24,6 +25,7 @@ __all__ = [
     "INSTRUMENTS",
     "REDACTED",
     "SPAN_EVENT",
+    "SPAN_EVENTS",
     "Metrics",
     "RedactingFilter",
     "RetryStats",

@@ -2,7 +2,12 @@
 
 All records go to the ``adk_retry`` logger, with lazy ``%``-formatting over a
 mapping of named fields (so a template may use them in any order) and the
-same fields as ``extra`` attributes for structured handlers. A
+same fields as ``extra`` attributes for structured handlers: ``agent``,
+``model``, ``attempt``, ``max_attempts``, ``delay``, ``error_type``,
+``reason``, ADK's ``invocation_id`` and ``session_id`` where the call has
+them, and the current OpenTelemetry ``trace_id`` and ``span_id`` (32 and 16
+lowercase hex digits, as exporters and log backends print them) when a span
+is active, so a log line joins its trace. A
 :class:`~adk_retry.observability._redact.RedactingFilter` sits on the logger, and error
 texts are redacted before they are even put in a record.
 """
@@ -13,10 +18,12 @@ import logging
 import sys
 from typing import Any
 
+from opentelemetry import trace as otel_trace
+
 from adk_retry.core._empty import safe_text
 from adk_retry.observability._redact import RedactingFilter, redact
 
-__all__ = ["describe", "emit", "get_logger", "logger"]
+__all__ = ["describe", "emit", "get_logger", "logger", "trace_ids"]
 
 
 def get_logger(name: str = "") -> logging.Logger:
@@ -39,7 +46,17 @@ logger = get_logger()
 
 _MAX_ERROR_TEXT = 300
 
-_EXTRA_KEYS = ("agent", "attempt", "max_attempts", "delay", "error_type", "reason")
+_EXTRA_KEYS = (
+    "agent",
+    "model",
+    "attempt",
+    "max_attempts",
+    "delay",
+    "error_type",
+    "reason",
+    "invocation_id",
+    "session_id",
+)
 
 
 def emit(level: int, templates: tuple[str, ...], fields: dict[str, Any]) -> None:
@@ -51,8 +68,27 @@ def emit(level: int, templates: tuple[str, ...], fields: dict[str, Any]) -> None
     if not logger.isEnabledFor(level):
         return
     extra = {key: fields[key] for key in _EXTRA_KEYS if key in fields}
+    extra.update(trace_ids())
     for template in templates:
         logger.log(level, template, fields, extra=extra)
+
+
+def trace_ids() -> dict[str, str]:
+    """The current span's ``trace_id`` and ``span_id`` in hex; empty outside any valid span.
+
+    Read when a record is written (the failure path), never per call.
+
+    Example:
+        >>> trace_ids()  # no span here
+        {}
+    """
+    context = otel_trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {
+        "trace_id": otel_trace.format_trace_id(context.trace_id),
+        "span_id": otel_trace.format_span_id(context.span_id),
+    }
 
 
 def describe(exc: BaseException) -> str:

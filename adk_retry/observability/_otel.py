@@ -8,27 +8,44 @@ the statistics of every live :class:`~adk_retry.RetryHandler` by agent name,
 :func:`merge` adds two :class:`~adk_retry.RetryStats`.
 
 **OpenTelemetry**, through ``opentelemetry-api`` only (the SDK is the
-application's choice). :func:`enable_metrics` creates these instruments on
-the meter ``adk_retry``:
+application's choice). Attribute names follow the OpenTelemetry GenAI and
+general semantic conventions, taken from ``opentelemetry-semantic-conventions``
+(see :mod:`adk_retry.observability._semconv`), so they line up with ADK's own
+``gen_ai.*`` telemetry; what the conventions do not name is under
+``adk_retry.``. :func:`enable_metrics` creates these instruments on the meter
+``adk_retry`` (names unchanged since 0.1; the attribute names changed in 0.2):
 
 ================================  ===================  ==========================================
 instrument                        kind                 attributes
 ================================  ===================  ==========================================
-``adk_retry.calls``               observable counter   ``agent``, ``outcome`` (``success``,
-                                                       ``failure``, ``circuit_open``)
-``adk_retry.attempts``            observable counter   ``agent``
-``adk_retry.retries``             observable counter   ``agent``
-``adk_retry.give_ups``            counter              ``agent``, ``model``, ``error_class``,
-                                                       ``reason``
-``adk_retry.backoff_delay``       histogram (``s``)    ``agent``, ``model``, ``error_class``,
-                                                       ``reason`` (``backoff`` or ``hint``)
-``adk_retry.breaker_transitions`` counter              ``model``, ``state``
-``adk_retry.budget_denials``      counter              ``agent``, ``model``, ``error_class``
+``adk_retry.calls``               observable counter   ``gen_ai.agent.name``, ``adk_retry.outcome``
+                                                       (``success``, ``failure``, ``circuit_open``)
+``adk_retry.attempts``            observable counter   ``gen_ai.agent.name``
+``adk_retry.retries``             observable counter   ``gen_ai.agent.name``
+``adk_retry.give_ups``            counter              ``gen_ai.agent.name``, ``gen_ai.request.model``,
+                                                       ``gen_ai.provider.name``, ``error.type``,
+                                                       ``adk_retry.error_class``, ``adk_retry.reason``,
+                                                       ``http.request.resend_count``
+``adk_retry.backoff_delay``       histogram (``s``)    ``gen_ai.agent.name``, ``gen_ai.request.model``,
+                                                       ``gen_ai.provider.name``, ``error.type``,
+                                                       ``adk_retry.error_class``, ``adk_retry.reason``
+                                                       (``backoff`` or ``hint``)
+``adk_retry.breaker_transitions`` counter              ``gen_ai.request.model``, ``gen_ai.provider.name``,
+                                                       ``adk_retry.breaker.state``
+``adk_retry.budget_denials``      counter              ``gen_ai.agent.name``, ``gen_ai.request.model``,
+                                                       ``gen_ai.provider.name``, ``error.type``,
+                                                       ``adk_retry.error_class``
 ================================  ===================  ==========================================
 
-and records each retry as a span event ``adk_retry.retry`` on the current
-span (attributes ``agent``, ``model``, ``attempt``, ``delay``,
-``error_type``, ``error_class``, ``reason``).
+Each failed attempt of a call shows in its trace, as events on the current
+span (with ADK tracing, its ``generate_content <model>`` model-call span,
+under ``call_llm`` in ADK's legacy schema): ``adk_retry.retry`` for an attempt
+that failed and is retried (its ``error.type``, the backoff in
+``adk_retry.delay``), ``adk_retry.give_up`` for the one after which the call
+gave up, and ``adk_retry.success`` for the attempt that answered after
+retries. Each carries ``adk_retry.attempt`` and ``http.request.resend_count``
+(the attempt minus one) and the ``gen_ai.*`` names above. A first attempt
+that succeeds adds nothing.
 
 Why it costs nothing on the success path: the three observable counters read
 the counters every handler keeps anyway, in callbacks that run only when a
@@ -67,7 +84,8 @@ from typing import TYPE_CHECKING, TypeVar
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace as otel_trace
 
-from adk_retry.core._events import RetryEvent, global_hooks
+from adk_retry.core._events import EventKind, RetryEvent, global_hooks
+from adk_retry.observability import _semconv as names
 from adk_retry.observability._views import _ledger
 
 if TYPE_CHECKING:
@@ -78,6 +96,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INSTRUMENTS",
     "SPAN_EVENT",
+    "SPAN_EVENTS",
     "Metrics",
     "enable_metrics",
     "give_up_reason",
@@ -86,7 +105,14 @@ __all__ = [
 ]
 
 SPAN_EVENT = "adk_retry.retry"
-"""The name of the span event (and fallback span) that records one retry."""
+"""The name of the span event (and fallback span) that records one retried attempt."""
+
+SPAN_EVENTS: Mapping[EventKind, str] = {
+    "retry": SPAN_EVENT,
+    "give_up": "adk_retry.give_up",
+    "success_after_retry": "adk_retry.success",
+}
+"""The span event recorded for each kind of :class:`RetryEvent` that concerns one attempt."""
 
 INSTRUMENTS = (
     "adk_retry.calls",
@@ -249,36 +275,26 @@ class Metrics:
             return
         kind = event.kind
         if kind == "retry":
-            self._backoff.record(
-                event.delay or 0.0,
-                {
-                    "agent": event.agent,
-                    "model": event.model or _UNKNOWN_MODEL,
-                    "error_class": event.error_class or _UNCLASSIFIED,
-                    "reason": "backoff" if event.reason in (None, "backoff") else "hint",
-                },
-            )
+            attributes = _call_attributes(event)
+            attributes[names.REASON] = "backoff" if event.reason in (None, "backoff") else "hint"
+            self._backoff.record(event.delay or 0.0, attributes)
         elif kind == "give_up":
-            self._give_ups.add(
-                1,
-                {
-                    "agent": event.agent,
-                    "model": event.model or _UNKNOWN_MODEL,
-                    "error_class": event.error_class or _UNCLASSIFIED,
-                    "reason": give_up_reason(event.reason),
-                },
-            )
+            attributes = _call_attributes(event)
+            attributes[names.REASON] = give_up_reason(event.reason)
+            attributes[names.HTTP_REQUEST_RESEND_COUNT] = max(event.attempt - 1, 0)
+            self._give_ups.add(1, attributes)
         elif kind == "breaker_change":
-            self._transitions.add(1, {"model": event.model or _UNKNOWN_MODEL, "state": event.state or "unknown"})
-        elif kind == "budget_denied":
-            self._budget_denials.add(
+            model = event.model or _UNKNOWN_MODEL
+            self._transitions.add(
                 1,
                 {
-                    "agent": event.agent,
-                    "model": event.model or _UNKNOWN_MODEL,
-                    "error_class": event.error_class or _UNCLASSIFIED,
+                    names.GEN_AI_REQUEST_MODEL: model,
+                    names.GEN_AI_PROVIDER_NAME: names.provider_name(event.model),
+                    names.BREAKER_STATE: event.state or "unknown",
                 },
             )
+        elif kind == "budget_denied":
+            self._budget_denials.add(1, _call_attributes(event))
 
     # -- observable counters: run only when a reader collects --------------------------------
 
@@ -292,18 +308,20 @@ class Metrics:
                 ("failure", stats.failures - stats.breaker_rejections),
                 ("circuit_open", stats.breaker_rejections),
             ):
-                observations.append(otel_metrics.Observation(value, {"agent": agent, "outcome": outcome}))
+                observations.append(
+                    otel_metrics.Observation(value, {names.GEN_AI_AGENT_NAME: agent, names.OUTCOME: outcome})
+                )
         return observations
 
     def _observe_attempts(self, options: CallbackOptions) -> Iterable[Observation]:
         if not self.enabled:
             return []
-        return [otel_metrics.Observation(s.attempts, {"agent": a}) for a, s in _ledger.totals().items()]
+        return [otel_metrics.Observation(s.attempts, {names.GEN_AI_AGENT_NAME: a}) for a, s in _ledger.totals().items()]
 
     def _observe_retries(self, options: CallbackOptions) -> Iterable[Observation]:
         if not self.enabled:
             return []
-        return [otel_metrics.Observation(s.retries, {"agent": a}) for a, s in _ledger.totals().items()]
+        return [otel_metrics.Observation(s.retries, {names.GEN_AI_AGENT_NAME: a}) for a, s in _ledger.totals().items()]
 
 
 _active: list[Metrics] = []
@@ -319,14 +337,16 @@ def enable_metrics(
             the global provider, through the API's proxy, so it also works
             when the application sets its ``MeterProvider`` later. Importing
             the first retry handler already does ``enable_metrics()``.
-        tracer_provider: retries are always added as ``adk_retry.retry``
-            events to the current span when it is recording, whoever made it.
-            When the current span is *not* recording but belongs to a sampled
-            trace (typically: ADK's own spans are no-ops because no global
-            ``TracerProvider`` is set, while the application traces with its
-            own provider), a retry is recorded instead as a short span
-            ``adk_retry.retry`` made by this provider, child of the current
-            context, with the same attributes and event.
+        tracer_provider: the attempts of a retried call are always added as
+            events (``adk_retry.retry``, ``adk_retry.give_up``,
+            ``adk_retry.success``; see :data:`SPAN_EVENTS`) to the current span
+            when it is recording, whoever made it. When the current span is
+            *not* recording but belongs to a sampled trace (typically: ADK's
+            own spans are no-ops because no global ``TracerProvider`` is set,
+            while the application traces with its own provider), each is
+            recorded instead as a short span of the same name made by this
+            provider, child of the current context, with the same attributes
+            and event.
 
     There is one :class:`Metrics` per meter provider: calling it again with
     the same ``meter_provider`` returns the same object, enabled again if it
@@ -406,33 +426,48 @@ _GIVE_UP_REASONS = (
 )
 
 
-def span_attributes(event: RetryEvent) -> Mapping[str, AttributeValue]:
-    """The attributes of a retry's span event: names and numbers, never an error message.
-
-    Example:
-        >>> attributes = span_attributes(
-        ...     RetryEvent("retry", agent="a", model="m", attempt=1, delay=0.5, error=OSError("secret")))
-        >>> attributes["error_type"], attributes["delay"], "secret" in str(attributes)
-        ('OSError', 0.5, False)
-    """
+def _call_attributes(event: RetryEvent) -> dict[str, AttributeValue]:
+    """The attributes every call-level measurement carries: who, what, which failure."""
     return {
-        "agent": event.agent,
-        "model": event.model or _UNKNOWN_MODEL,
-        "attempt": event.attempt,
-        "delay": float(event.delay or 0.0),
-        "error_type": type(event.error).__name__ if event.error is not None else "none",
-        "error_class": event.error_class or _UNCLASSIFIED,
-        "reason": event.reason or "backoff",
+        names.GEN_AI_AGENT_NAME: event.agent,
+        names.GEN_AI_REQUEST_MODEL: event.model or _UNKNOWN_MODEL,
+        names.GEN_AI_PROVIDER_NAME: names.provider_name(event.model),
+        names.ERROR_TYPE: names.error_type(event.error),
+        names.ERROR_CLASS: event.error_class or _UNCLASSIFIED,
     }
 
 
+def span_attributes(event: RetryEvent) -> Mapping[str, AttributeValue]:
+    """The attributes of an attempt's span event: names and numbers, never an error message.
+
+    Example:
+        >>> from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+        >>> attributes = span_attributes(
+        ...     RetryEvent("retry", agent="a", model="m", attempt=1, delay=0.5, error=OSError("secret")))
+        >>> attributes[ERROR_TYPE], attributes["adk_retry.delay"], "secret" in str(attributes)
+        ('OSError', 0.5, False)
+    """
+    attributes = _call_attributes(event)
+    attributes[names.ATTEMPT] = event.attempt
+    attributes[names.HTTP_REQUEST_RESEND_COUNT] = max(event.attempt - 1, 0)
+    if event.kind == "retry":
+        attributes[names.DELAY] = float(event.delay or 0.0)
+        attributes[names.REASON] = event.reason or "backoff"
+    elif event.kind == "give_up":
+        attributes[names.REASON] = give_up_reason(event.reason)
+    else:  # the attempt that answered: no error of its own
+        del attributes[names.ERROR_TYPE], attributes[names.ERROR_CLASS]
+    return attributes
+
+
 def _record_span(event: RetryEvent) -> None:
-    """The one hook (whatever the number of :class:`Metrics`) that records retries on spans."""
-    if event.kind != "retry":
+    """The one hook (whatever the number of :class:`Metrics`) that records attempts on spans."""
+    name = SPAN_EVENTS.get(event.kind)
+    if name is None:
         return
     span = otel_trace.get_current_span()
     if span.is_recording():
-        span.add_event(SPAN_EVENT, span_attributes(event))
+        span.add_event(name, span_attributes(event))
         return
     context = span.get_span_context()
     if not context.is_valid or not context.trace_flags.sampled:
@@ -444,8 +479,8 @@ def _record_span(event: RetryEvent) -> None:
             continue
         done.add(id(telemetry.tracer_provider))
         attributes = span_attributes(event)
-        fallback = tracer.start_span(SPAN_EVENT, attributes=attributes)
-        fallback.add_event(SPAN_EVENT, attributes)
+        fallback = tracer.start_span(name, attributes=attributes)
+        fallback.add_event(name, attributes)
         fallback.end()
 
 

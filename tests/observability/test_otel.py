@@ -28,6 +28,13 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_AGENT_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_RESEND_COUNT
 
 import adk_retry.engine._loop
 from adk_retry import (
@@ -49,6 +56,24 @@ from tests import conftest
 from tests.conftest import API_KEY
 
 MODEL = "openai/fault-model"
+
+# The attribute names, from the semantic conventions (adk-retry's own ones under adk_retry.).
+KEYS = {
+    "agent": GEN_AI_AGENT_NAME,
+    "model": GEN_AI_REQUEST_MODEL,
+    "provider": GEN_AI_PROVIDER_NAME,
+    "error_type": ERROR_TYPE,
+    "resend_count": HTTP_REQUEST_RESEND_COUNT,
+    "error_class": "adk_retry.error_class",
+    "reason": "adk_retry.reason",
+    "outcome": "adk_retry.outcome",
+    "state": "adk_retry.breaker.state",
+}
+
+
+def keyed(**attributes: Any) -> dict[str, Any]:
+    """``attributes`` under their telemetry names: ``keyed(agent="a")`` -> ``{"gen_ai.agent.name": "a"}``."""
+    return {KEYS[key]: value for key, value in attributes.items()}
 
 
 def unique(prefix: str = "metrics") -> str:
@@ -93,13 +118,15 @@ class Otel:
 
 def value(points: dict[str, list[Any]], name: str, **attributes: Any) -> Any:
     """The value of the one data point of ``name`` whose attributes include ``attributes``; 0 if none."""
-    matching = [p for p in points.get(name, []) if attributes.items() <= dict(p.attributes).items()]
+    wanted = keyed(**attributes).items()
+    matching = [p for p in points.get(name, []) if wanted <= dict(p.attributes).items()]
     assert len(matching) <= 1, matching
     return matching[0].value if matching else 0
 
 
 def histogram(points: dict[str, list[Any]], name: str, **attributes: Any) -> list[Any]:
-    return [p for p in points.get(name, []) if attributes.items() <= dict(p.attributes).items()]
+    wanted = keyed(**attributes).items()
+    return [p for p in points.get(name, []) if wanted <= dict(p.attributes).items()]
 
 
 @pytest.fixture
@@ -228,7 +255,14 @@ async def test_a_retry_is_measured_and_traced(server, make_model, otel):
     assert value(points, "adk_retry.calls", agent=name, outcome="failure") == 0
     [delay] = histogram(points, "adk_retry.backoff_delay", agent=name)
     assert delay.count == 1
-    assert dict(delay.attributes) == {"agent": name, "model": MODEL, "error_class": "server_error", "reason": "backoff"}
+    assert dict(delay.attributes) == keyed(
+        agent=name,
+        model=MODEL,
+        provider="openai",
+        error_type="ServiceUnavailableError",
+        error_class="server_error",
+        reason="backoff",
+    )
     assert 0.0 < delay.sum <= 1.2  # the first backoff: about 1 s, +-20 %
     assert not histogram(points, "adk_retry.give_ups", agent=name)
 
@@ -241,13 +275,23 @@ async def test_a_retry_is_measured_and_traced(server, make_model, otel):
     [event] = retry_span.events
     assert event.name == "adk_retry.retry"
     assert dict(event.attributes or {}) == {
-        "agent": name,
-        "model": MODEL,
-        "attempt": 1,
-        "delay": pytest.approx(delay.sum),
-        "error_type": "ServiceUnavailableError",
-        "error_class": "server_error",
-        "reason": "backoff",
+        **keyed(
+            agent=name,
+            model=MODEL,
+            provider="openai",
+            error_type="ServiceUnavailableError",
+            error_class="server_error",
+            reason="backoff",
+            resend_count=0,
+        ),
+        "adk_retry.attempt": 1,
+        "adk_retry.delay": pytest.approx(delay.sum),
+    }
+    # The attempt that answered shows too, with its resend count; no error of its own.
+    [success_span] = [span for span in spans if span.name == "adk_retry.success"]
+    assert dict(success_span.attributes or {}) == {
+        **keyed(agent=name, model=MODEL, provider="openai", resend_count=1),
+        "adk_retry.attempt": 2,
     }
     text = otel.dump()
     assert API_KEY not in text
@@ -332,18 +376,23 @@ async def test_the_span_event_goes_on_the_current_recording_span(otel):
     tracer = otel.tracer_provider.get_tracer("test")
     with tracer.start_as_current_span("turn"), no_waits():
         assert await handler(model_call) == "fine"
-    [turn] = otel.spans.get_finished_spans()  # no fallback span: the event went on the current one
-    [event] = turn.events
-    assert event.name == "adk_retry.retry"
+    [turn] = otel.spans.get_finished_spans()  # no fallback span: the events went on the current one
+    [event, success] = turn.events
+    assert (event.name, success.name) == ("adk_retry.retry", "adk_retry.success")
     assert dict(event.attributes or {}) == {
-        "agent": name,
-        "model": "unknown",
-        "attempt": 1,
-        "delay": 1.0,
-        "error_type": "ConnectionResetError",
-        "error_class": "connection",
-        "reason": "backoff",
+        **keyed(
+            agent=name,
+            model="unknown",
+            provider="gcp.gemini",  # no model name: ADK's own fallback
+            error_type="ConnectionResetError",
+            error_class="connection",
+            reason="backoff",
+            resend_count=0,
+        ),
+        "adk_retry.attempt": 1,
+        "adk_retry.delay": 1.0,
     }
+    assert dict(success.attributes or {})["adk_retry.attempt"] == 2
     assert API_KEY not in otel.dump()
 
 
@@ -410,20 +459,22 @@ def test_enable_then_disable_leaves_no_hook(no_global_hooks):
     name = unique()
     handler = RetryHandler(agent_name=name)
     handler.stats.attempts = 3
-    assert any(p.attributes.get("agent") == name for p in _points(reader).get("adk_retry.attempts", []))
+    assert any(p.attributes.get(GEN_AI_AGENT_NAME) == name for p in _points(reader).get("adk_retry.attempts", []))
 
     telemetry.disable()
     telemetry.disable()  # twice is harmless
     assert global_hooks == []
     assert not telemetry.enabled
-    assert not any(p.attributes.get("agent") == name for p in _points(reader).get("adk_retry.attempts", []))
+    assert not any(p.attributes.get(GEN_AI_AGENT_NAME) == name for p in _points(reader).get("adk_retry.attempts", []))
     telemetry(RetryEvent("give_up", agent=name, model="m", attempt=1, reason="attempts exhausted"))
     assert not _points(reader).get("adk_retry.give_ups")
 
     # Enabled again on the same provider: the same object and instruments, which report again.
     assert enable_metrics(meter_provider=provider) is telemetry
     assert telemetry.enabled
-    assert [p.value for p in _points(reader)["adk_retry.attempts"] if p.attributes.get("agent") == name] == [3]
+    assert [p.value for p in _points(reader)["adk_retry.attempts"] if p.attributes.get(GEN_AI_AGENT_NAME) == name] == [
+        3
+    ]
     telemetry.disable()
     assert global_hooks == []
     provider.shutdown()
@@ -534,7 +585,7 @@ _AFTER_IMPORT = textwrap.dedent(
         for scope in resource.scope_metrics:
             for metric in scope.metrics:
                 for point in metric.data.data_points:
-                    if point.attributes.get("agent") == "late":
+                    if point.attributes.get("gen_ai.agent.name") == "late":
                         found[metric.name] = getattr(point, "value", None) or getattr(point, "count", None)
     spans = exporter.get_finished_spans()
     events = [(span.name, dict(event.attributes)) for span in spans for event in span.events
@@ -564,7 +615,7 @@ def test_global_providers_set_after_import_are_used():
     # call), in the trace of the span around the turn; no fallback span.
     [(span_name, attributes)] = report["events"]
     assert span_name != "adk_retry.retry"
-    assert attributes["error_class"] == "rate_limit"
-    assert attributes["model"] == "openai/late-model"
+    assert attributes["adk_retry.error_class"] == "rate_limit"
+    assert attributes[GEN_AI_REQUEST_MODEL] == "openai/late-model"
     assert report["traces"] == 1
     assert "sk-late-SECRET" not in report["dump"]
