@@ -147,10 +147,10 @@ def decide(
         FallBack(reason='attempts exhausted')
     """
     if can_fall_back:
-        if failure.kind is not None and failure.kind in plan.fallback_on:
-            return FallBack(failure.kind)
         if time_left is not None and time_left <= 0.0:
             return GiveUp("deadline: 0.00s left")
+        if failure.kind is not None and failure.kind in plan.fallback_on:
+            return FallBack(failure.kind)
     if not failure.retriable:
         return NOT_RETRIABLE
     if attempt >= plan.max_attempts:
