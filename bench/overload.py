@@ -314,14 +314,14 @@ def variants() -> list[Variant]:
         ),
         Variant(
             "fallbacks",
-            "adk_retry `transient(fallbacks=(backup,), fallback_on=(\"server_error\", \"rate_limit\"))`",
+            'adk_retry `transient(fallbacks=(backup,), fallback_on=("server_error", "rate_limit"))`',
             _fallbacks(fallback_on=("server_error", "rate_limit", "circuit_open")),
             {FALLBACK},
             "" if features.has_field("fallbacks") else features.missing("fallbacks"),
         ),
         Variant(
             "fallbacks_after_retries",
-            "adk_retry `transient(fallbacks=(backup,))` + `CircuitBreaker()` (after the retries, then the open circuit)",
+            "adk_retry `transient(fallbacks=(backup,))` + `CircuitBreaker()` (after the retries, then the circuit)",
             _fallbacks(**(breaker or {})),
             {FALLBACK},
             "" if features.has_field("fallbacks") and breaker is not None else features.missing("fallbacks"),

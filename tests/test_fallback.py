@@ -73,18 +73,22 @@ async def test_retries_run_out_then_the_fallback_answers_on_the_restored_request
     assert (stats.attempts, stats.fallbacks, stats.successes, stats.failures) == (3, 1, 1, 0)
     assert stats.answered_by == {"scripted/backup0": 1}
     fallback = [e for e in events if e.kind == "fallback"]
-    assert len(fallback) == 1 and fallback[0].model == "scripted/primary" and fallback[0].to_model == "scripted/backup0"
+    assert len(fallback) == 1
+    assert fallback[0].model == "scripted/primary"
+    assert fallback[0].to_model == "scripted/backup0"
     assert fallback[0].reason == "attempts exhausted"
-    assert events[-1].kind == "success_after_retry" and events[-1].model == "scripted/backup0"
+    assert events[-1].kind == "success_after_retry"
+    assert events[-1].model == "scripted/backup0"
 
 
 async def test_each_new_call_starts_on_the_primary():
-    primary, (backup,), handler = chain(max_retries=0)
+    primary, (backup,), _handler = chain(max_retries=0)
     primary.scripts.extend([[_Http(503)], [said("primary again")]])
     with no_waits():
         assert await texts(primary) == ["ok"]  # the backup's default answer
         assert await texts(primary) == ["primary again"]
-    assert len(primary.requests) == 2 and len(backup.requests) == 1
+    assert len(primary.requests) == 2
+    assert len(backup.requests) == 1
 
 
 async def test_fallback_on_moves_at_once_without_a_wait():
@@ -93,11 +97,12 @@ async def test_fallback_on_moves_at_once_without_a_wait():
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    primary, (backup,), handler = chain(fallback_on=("rate_limit",))
+    primary, (_backup,), handler = chain(fallback_on=("rate_limit",))
     handler.sleep = sleep
     primary.scripts.append([_Http(429)])
     assert await texts(primary) == ["ok"]
-    assert len(primary.requests) == 1 and slept == []
+    assert len(primary.requests) == 1
+    assert slept == []
 
 
 async def test_every_model_fails_the_caller_gets_the_last_models_error():
@@ -109,7 +114,9 @@ async def test_every_model_fails_the_caller_gets_the_last_models_error():
     with no_waits(), pytest.raises(_Http) as raised:
         await texts(primary)
     assert raised.value is last
-    assert handler.stats.attempts == 6 and handler.stats.fallbacks == 2 and handler.stats.failures == 1
+    assert handler.stats.attempts == 6
+    assert handler.stats.fallbacks == 2
+    assert handler.stats.failures == 1
 
 
 async def test_a_failure_that_is_neither_retried_nor_in_fallback_on_does_not_move():
@@ -118,18 +125,25 @@ async def test_a_failure_that_is_neither_retried_nor_in_fallback_on_does_not_mov
     primary.scripts.append([error])
     with pytest.raises(_Http) as raised:
         await texts(primary)
-    assert raised.value is error and backup.requests == []
+    assert raised.value is error
+    assert backup.requests == []
 
 
 async def test_never_falls_back_after_a_streamed_chunk():
-    primary, (backup,), handler = chain(fallback_on=("server_error",))
+    primary, (backup,), _handler = chain(fallback_on=("server_error",))
     cut = _Http(503)
     primary.scripts.append([said("Hel", partial=True), cut])
     seen: list[str] = []
-    with no_waits(), pytest.raises(_Http) as raised:
+
+    async def consume() -> None:
         async for response in primary.generate_content_async(request(), stream=True):
             seen.append(response.content.parts[0].text)
-    assert raised.value is cut and seen == ["Hel"] and backup.requests == []
+
+    with no_waits(), pytest.raises(_Http) as raised:
+        await consume()
+    assert raised.value is cut
+    assert seen == ["Hel"]
+    assert backup.requests == []
 
 
 async def test_an_open_circuit_moves_the_call_to_the_fallback_before_any_attempt():
@@ -141,12 +155,14 @@ async def test_an_open_circuit_moves_the_call_to_the_fallback_before_any_attempt
     with no_waits():
         assert await texts(primary) == ["ok"]  # opens the primary's circuit, then the backup answers
         assert await texts(primary) == ["ok"]  # refused at once by the open circuit: straight to the backup
-    assert len(primary.requests) == 1 and len(backup.requests) == 2
-    assert handler.stats.breaker_rejections == 1 and handler.stats.answered_by == {"scripted/backup0": 2}
+    assert len(primary.requests) == 1
+    assert len(backup.requests) == 2
+    assert handler.stats.breaker_rejections == 1
+    assert handler.stats.answered_by == {"scripted/backup0": 2}
 
 
 async def test_without_fallback_on_circuit_open_the_refusal_stands():
-    primary, (backup,), handler = chain(
+    primary, (_backup,), _handler = chain(
         max_retries=0, breaker=CircuitBreaker(failure_threshold=1, cooldown=60), store=MemoryStore(), fallback_on=()
     )
     primary.scripts.append([_Http(503)])
@@ -165,18 +181,20 @@ async def test_string_fallbacks_resolve_through_adks_registry(monkeypatch):
     handler = RetryHandler(RetryPolicy.transient(max_retries=0, fallbacks=("named",)), agent_name="edge")
     add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
     primary.scripts.append([_Http(503)])
-    assert await texts(primary) == ["ok"] and backup.requests == [("scripted/named", ["hi"])]
+    assert await texts(primary) == ["ok"]
+    assert backup.requests == [("scripted/named", ["hi"])]
 
 
 async def test_a_wrapped_fallback_is_called_without_its_own_retry_loop():
-    primary, (backup,), handler = chain(max_retries=0)
+    primary, (backup,), _handler = chain(max_retries=0)
     other = RetryHandler(RetryPolicy.transient(max_retries=5), agent_name="other")
     add_retry_capabilities_to_agent(LlmAgent(name="other", model=backup), other)
     primary.scripts.append([_Http(503)])
     backup.scripts.append([_Http(503)])
     with no_waits(), pytest.raises(_Http):
         await texts(primary)
-    assert len(backup.requests) == 1 and other.stats.calls == 0
+    assert len(backup.requests) == 1
+    assert other.stats.calls == 0
 
 
 # -- hedging ---------------------------------------------------------------------------------
@@ -199,7 +217,8 @@ async def test_no_hedge_when_the_first_attempt_answers_in_time():
     handler = RetryHandler(RetryPolicy.transient(hedge_after=5.0), agent_name="edge")
     add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
     assert await texts(primary) == ["ok"]
-    assert handler.stats.hedges == 0 and len(primary.requests) == 1
+    assert handler.stats.hedges == 0
+    assert len(primary.requests) == 1
 
 
 async def test_the_first_attempt_wins_when_the_hedge_is_slower():
@@ -208,7 +227,9 @@ async def test_the_first_attempt_wins_when_the_hedge_is_slower():
     add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
     primary.scripts.extend([[0.1, said("first")], [5.0, said("hedge")]])
     assert await texts(primary) == ["first"]
-    assert handler.stats.hedges == 1 and handler.stats.hedge_wins == 0 and primary.closed == 2
+    assert handler.stats.hedges == 1
+    assert handler.stats.hedge_wins == 0
+    assert primary.closed == 2
 
 
 async def test_a_hedge_runs_on_the_next_model_and_the_call_continues_there():
@@ -216,7 +237,8 @@ async def test_a_hedge_runs_on_the_next_model_and_the_call_continues_there():
     primary.scripts.append([5.0, said("slow")])
     backup.scripts.append([said("backup")])
     assert await texts(primary) == ["backup"]
-    assert handler.stats.answered_by == {"scripted/backup0": 1} and backup.requests[0][0] == "scripted/backup0"
+    assert handler.stats.answered_by == {"scripted/backup0": 1}
+    assert backup.requests[0][0] == "scripted/backup0"
 
 
 async def test_hedge_then_first_fails_hedge_answers():
@@ -232,7 +254,8 @@ async def test_a_hedge_needs_an_attempt_left():
     handler = RetryHandler(RetryPolicy.transient(hedge_after=0.01, max_retries=0), agent_name="edge")
     add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
     primary.scripts.append([0.05, said("alone")])
-    assert await texts(primary) == ["alone"] and handler.stats.hedges == 0
+    assert await texts(primary) == ["alone"]
+    assert handler.stats.hedges == 0
 
 
 async def test_cancelling_the_caller_cancels_and_closes_both_attempts():
@@ -245,7 +268,8 @@ async def test_cancelling_the_caller_cancels_and_closes_both_attempts():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert primary.closed == 2 and len(primary.requests) == 2
+    assert primary.closed == 2
+    assert len(primary.requests) == 2
 
 
 async def test_an_empty_first_attempt_does_not_win_over_a_hedge_with_content():

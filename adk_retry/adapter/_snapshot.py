@@ -92,7 +92,9 @@ def copy_of(request: LlmRequest, saved: Snapshot) -> LlmRequest:
     copy = request.model_copy()
     copy.contents = [content.model_copy(deep=True) for content in contents[:length]]
     if last is not None and copy.contents:
-        copy.contents[-1].parts = None if parts is None else [part.model_copy(deep=True) for part in parts[:parts_length]]
+        copy.contents[-1].parts = (
+            None if parts is None else [part.model_copy(deep=True) for part in parts[:parts_length]]
+        )
     cfg = request.config if saved_config is None else saved_config[0]
     copy.config = cfg.model_copy(deep=True)
     if saved_config is not None:

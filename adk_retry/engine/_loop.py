@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from adk_retry.core import _clock as clock
 from adk_retry.core._checks import require_timing
-from adk_retry.core._decide import FallBack, Failure, GiveUp, decide
+from adk_retry.core._decide import Failure, FallBack, GiveUp, decide
 from adk_retry.core._errors import CircuitOpenError
 from adk_retry.core._events import EventKind, RetryEvent, global_hooks
 from adk_retry.core._policy import PolicyLike, as_policy
@@ -208,7 +208,7 @@ async def run_attempts(
             committed = False
             responses = start()
             if plan.hedged:
-                responses = _hedged(call, responses, models or (lambda _i, _isolated: start()), is_empty)
+                responses = _hedged(call, responses, models if models is not None else _again(start), is_empty)
             source = responses if not plan.limited else _bounded(responses, call, hold_all, is_empty)
             try:
                 async for response in source:
@@ -264,7 +264,14 @@ async def run_attempts(
             finish()
 
 
-def _starter(models: Callable[[int, bool], AsyncGenerator[T, None]], index: int) -> Callable[[], AsyncGenerator[T, None]]:
+def _again(start: Callable[[], AsyncGenerator[T, None]]) -> Callable[[int, bool], AsyncGenerator[T, None]]:
+    """One model, no chain: a hedge is ``start()`` once more."""
+    return lambda _index, _isolated: start()
+
+
+def _starter(
+    models: Callable[[int, bool], AsyncGenerator[T, None]], index: int
+) -> Callable[[], AsyncGenerator[T, None]]:
     return lambda: models(index, False)
 
 
@@ -562,7 +569,8 @@ class RetryCall:
             self._move(error, CIRCUIT_OPEN, None, made_attempt=False)
         if error is not None:
             keys = self.keys
-            assert keys is not None and keys.circuit is not None
+            assert keys is not None
+            assert keys.circuit is not None
             self.attempt = 0  # refused: no attempt was made
             self.handler.stats.breaker_rejections += 1
             self._call_failed(error)
@@ -582,11 +590,7 @@ class RetryCall:
     def _falls_back_on(self, kind: str | None) -> bool:
         """Whether the call has a next model and ``fallback_on`` names ``kind`` (None: any reason)."""
         plan = self.plan
-        return (
-            plan.falls_back
-            and self.index + 1 < len(self.chain)
-            and (kind is None or kind in plan.fallback_on)
-        )
+        return plan.falls_back and self.index + 1 < len(self.chain) and (kind is None or kind in plan.fallback_on)
 
     def _move(self, error: BaseException, kind: str | None, reason: str | None, *, made_attempt: bool) -> None:
         """Move the call to its next model: log it, count it, emit the event; the loop starts it there."""
@@ -641,10 +645,14 @@ class RetryCall:
         if self.attempt >= plan.max_attempts:
             return None
         budget, keys = plan.budget, self.keys
-        if budget is not None and keys is not None and keys.budget is not None:
-            if not await self._store().take_token(keys.budget, max_tokens=budget.max_tokens):
-                stats.budget_denials += 1
-                return None
+        if (
+            budget is not None
+            and keys is not None
+            and keys.budget is not None
+            and not await self._store().take_token(keys.budget, max_tokens=budget.max_tokens)
+        ):
+            stats.budget_denials += 1
+            return None
         # The place for the rate limiter's admission of one more request, when there is one.
         target = self.index + 1 if self._falls_back_on(None) else self.index
         self.attempt += 1
@@ -679,7 +687,10 @@ class RetryCall:
             self.model_stats.answered_by[name] += 1
         if self.index:
             logger.info(
-                "[%s] Answered by fallback model %s", self.agent, name, extra={"agent": self.agent, "reason": "fallback"}
+                "[%s] Answered by fallback model %s",
+                self.agent,
+                name,
+                extra={"agent": self.agent, "reason": "fallback"},
             )
 
     async def settle_success(self) -> None:

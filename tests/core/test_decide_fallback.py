@@ -33,7 +33,13 @@ ON_POLICY = RetryPolicy.transient(jitter=0, fallbacks=("openai/backup",), fallba
 CASES = [
     # (label, policy, error, keyword arguments, expected)
     ("retries left: retry the same model", CHAIN, _Http(503), {"can_fall_back": True}, Retry(1.0, "backoff")),
-    ("retries out: next model", CHAIN, _Http(503), {"attempt": 4, "can_fall_back": True}, FallBack("attempts exhausted")),
+    (
+        "retries out: next model",
+        CHAIN,
+        _Http(503),
+        {"attempt": 4, "can_fall_back": True},
+        FallBack("attempts exhausted"),
+    ),
     ("retries out, no next model: give up", CHAIN, _Http(503), {"attempt": 4}, GiveUp("attempts exhausted")),
     ("a 400: neither", CHAIN, _Http(400), {"can_fall_back": True}, GiveUp(None)),
     ("fallback_on rate_limit: at once", ON_RATE, _Http(429), {"can_fall_back": True}, FallBack("rate_limit")),
@@ -68,8 +74,20 @@ CASES = [
         {"time_left": 0.5, "can_fall_back": True},
         FallBack("deadline: 0.50s left, retry needs 1.00s"),
     ),
-    ("deadline passed: give up", ON_RATE, _Http(429), {"time_left": 0.0, "can_fall_back": True}, GiveUp("deadline: 0.00s left")),
-    ("circuit open: next model", CHAIN, _Http(503), {"circuit_open": True, "can_fall_back": True}, FallBack("circuit open")),
+    (
+        "deadline passed: give up",
+        ON_RATE,
+        _Http(429),
+        {"time_left": 0.0, "can_fall_back": True},
+        GiveUp("deadline: 0.00s left"),
+    ),
+    (
+        "circuit open: next model",
+        CHAIN,
+        _Http(503),
+        {"circuit_open": True, "can_fall_back": True},
+        FallBack("circuit open"),
+    ),
 ]
 
 
@@ -97,7 +115,10 @@ def test_policy_validates_fallback_fields():
     with pytest.raises(ValidationError, match="hedge_after"):
         RetryPolicy(hedge_after=0)
     policy = RetryPolicy(fallbacks="openai/backup", fallback_on="rate_limit", hedge_after=0.5)
-    assert policy.fallbacks == ("openai/backup",) and policy.fallback_on == ("rate_limit",)
-    assert policy.plan.falls_back and policy.plan.hedged
-    assert not RetryPolicy().plan.falls_back and not RetryPolicy().plan.hedged
+    assert policy.fallbacks == ("openai/backup",)
+    assert policy.fallback_on == ("rate_limit",)
+    assert policy.plan.falls_back
+    assert policy.plan.hedged
+    assert not RetryPolicy().plan.falls_back
+    assert not RetryPolicy().plan.hedged
     hash(RetryPolicy(fallbacks=(type("M", (), {"generate_content_async": lambda self: None, "__hash__": None})(),)))
