@@ -192,7 +192,7 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
             start = lambda: _refusing_malformed(original(llm_request, stream))  # noqa: E731
         else:
             start = lambda: original(llm_request, stream)  # noqa: E731
-        if plan.falls_back or plan.hedged:
+        if plan.chained:
             return _run_chain(retry, handler, call, request, start, stream, state is None)
         return run_attempts(
             call,

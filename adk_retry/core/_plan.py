@@ -69,6 +69,7 @@ class Plan:
         "breaker",
         "budget",
         "buffers_streams",
+        "chained",
         "fallback_on",
         "fallbacks",
         "falls_back",
@@ -114,6 +115,7 @@ class Plan:
     falls_back: bool
     hedge_after: float | None
     hedged: bool
+    chained: bool
 
     def __init__(self, policy: RetryPolicy, retries: Predicate, owns_lower: bool) -> None:
         self.policy = policy
@@ -140,6 +142,7 @@ class Plan:
         self.falls_back = bool(policy.fallbacks)
         self.hedge_after = policy.hedge_after
         self.hedged = policy.hedge_after is not None
+        self.chained = self.falls_back or self.hedged
         self._keys: dict[tuple[str | None, str], Keys] = {}
 
     def failure(self, exc: BaseException) -> Failure:

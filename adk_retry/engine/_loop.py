@@ -533,7 +533,7 @@ class RetryCall:
         """Count a success; log it when it took a retry and ``log`` is set."""
         stats = self.handler.stats
         stats.successes += 1
-        if self.plan.falls_back or self.plan.hedged:
+        if self.plan.chained:
             self._answered()
         if self.model_stats is not None:
             self._settle_model(None)
