@@ -123,3 +123,22 @@ async def test_slow_first_token_mode_hedges_only_the_stalled_calls():
     assert [turn.text for turn in turns] == ["fine"] * 6
     assert took < 6 * 0.25 + 3.0, "no call waited out its stall"
     assert 1 <= handler.stats.hedges <= stalled, "a hedge only for an attempt that stalled (hedges may stall too)"
+
+
+async def test_a_fallback_model_as_fallback_composes_under_one_retry_owner():
+    try:
+        from google.adk.models import FallbackModel
+    except ImportError:  # google-adk before 2.9
+        pytest.skip("FallbackModel needs google-adk 2.9+")
+    with FaultServer() as first, FaultServer() as second, FaultServer(default=Fault.ok("third")) as third:
+        first.outage()
+        second.outage()
+        inner = model(second, "second", num_retries=2)
+        chain = FallbackModel(models=[inner, model(third, "third")])
+        agent, handler = agent_with(model(first, "primary"), max_retries=1, fallbacks=(chain,))
+        with no_waits():
+            turn = await run_turn(agent)
+            assert inner._additional_args["num_retries"] == 0, "the FallbackModel's delegates are silenced"
+    assert turn.text == "third"
+    assert (len(first.requests), len(second.requests), len(third.requests)) == (2, 1, 1)
+    assert handler.stats.answered_by == {"openai/second": 1}, "named as the FallbackModel is: its primary"

@@ -677,6 +677,9 @@ class RetryCall:
         if won:
             self.handler.stats.hedge_wins += 1
         if index != self.index:
+            # The hedge on the next model answered: the call goes on there, on its first attempt.
+            self.tried += self.attempt - 1
+            self.attempt = 1
             self._enter(index)
 
     def _answered(self) -> None:
