@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -75,8 +76,16 @@ async def test_never_falls_back_after_a_streamed_chunk():
         agent, _ = agent_with(
             model(first, "primary"), fallbacks=(model(second, "backup"),), fallback_on=("server_error", "connection")
         )
-        with no_waits(), pytest.raises(Exception, match=r"(?i)stream|connection"):
-            await run_turn(agent, streaming=True)
+        with no_waits():
+            error: Exception | None = None
+            text = ""
+            try:
+                text = (await run_turn(agent, streaming=True)).text
+            except Exception as raised:  # litellm 1.110: MidStreamFallbackError after the chunks
+                error = raised
+    # litellm 1.83 ends the cut stream quietly instead: the primary's partial answer stands.
+    assert error is None or re.search(r"(?i)stream|connection", str(error))
+    assert "backup" not in text
     assert len(second.requests) == 0
 
 
