@@ -291,3 +291,47 @@ async def test_the_coroutine_api_hedges_too():
 
     handler = RetryHandler(RetryPolicy.transient(hedge_after=0.02))
     assert await handler(model_call) == "answer 2"
+
+
+async def test_a_fallback_with_the_primarys_name_has_its_own_circuit():
+    """One model name behind two endpoints: the fallback's guards must not be the primary's."""
+    primary, backup = Recording(model="scripted/same"), Recording(model="scripted/same")
+    policy = RetryPolicy.transient(
+        max_retries=1,
+        fallbacks=(backup,),
+        breaker=CircuitBreaker(failure_threshold=1, cooldown=60),
+        store=MemoryStore(),
+    )
+    handler = RetryHandler(policy, agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.append([_Http(503)])
+    with no_waits():
+        assert await texts(primary) == ["ok"]
+        assert await texts(primary) == ["ok"]
+    assert len(primary.requests) == 1
+    assert len(backup.requests) == 2
+    assert handler.stats.answered_by == {"scripted/same#1": 2}
+
+
+async def test_every_fallbacks_circuit_open_gives_up_with_the_primarys_error():
+    events: list[RetryEvent] = []
+    primary, (backup,), handler = chain(
+        max_retries=0, breaker=CircuitBreaker(failure_threshold=2, cooldown=60), store=MemoryStore(), events=events
+    )
+    primary.scripts.extend([[_Http(503)], [said("fine")], [_Http(503)]])
+    backup.scripts.extend([[_Http(503)], [_Http(503)]])
+    with no_waits():
+        with pytest.raises(_Http):
+            await texts(primary)  # one failure each
+        await texts(primary)  # the primary recovers; the backup's failure still counts
+        with pytest.raises(_Http):
+            await texts(primary)  # the backup's second failure opens its circuit
+        last = _Http(500)
+        primary.scripts.append([last])
+        with pytest.raises(_Http) as raised:
+            await texts(primary)  # the primary fails; its only fallback is open: give up, no request there
+    assert raised.value is last
+    assert len(backup.requests) == 2
+    assert events[-1].kind == "give_up"
+    assert events[-1].reason == "every fallback's circuit is open"
+    assert events[-1].attempt == 1

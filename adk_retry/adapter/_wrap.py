@@ -299,9 +299,13 @@ class _Chain:
             for entry in plan.fallbacks
         ]
         self.models: list[BaseLlm] = [retry.model, *fallbacks]
-        self.names: tuple[str | None, ...] = tuple(
-            getattr(model, "model", None) or type(model).__name__ for model in self.models
-        )
+        # The guards' keys come from these names: one model name behind two endpoints or keys
+        # (a second deployment) must not share the first one's circuit, so a repeat gets "#i".
+        names: list[str] = []
+        for index, model in enumerate(self.models):
+            name = getattr(model, "model", None) or type(model).__name__
+            names.append(f"{name}#{index}" if name in names else name)
+        self.names: tuple[str | None, ...] = tuple(names)
         # LiteLlm edits only the contents; any other model in the chain may edit the config too.
         self.snapshot_config = not all(
             any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__) for model in self.models

@@ -791,6 +791,8 @@ class RetryCall:
         """Move to the next model whose circuit admits a call: no wait (0.0), or None to give up."""
         self._move(failure.error, failure.kind, reason, made_attempt=True)
         if self.plan.guarded and not await self._next_open_model(failure.error):
+            # No attempt on the model it stopped at: the give-up counts the attempts made.
+            self.attempt, self.tried = self.tried, 0
             self._give_up(failure, "every fallback's circuit is open")
             return None
         return 0.0
