@@ -263,7 +263,7 @@ def _has_adk_fallback() -> str:
     return ""
 
 
-HEDGE_AFTER = 0.05
+HEDGE_AFTER = 0.1
 """``hedge_after`` of the hedging row: a few healthy first-chunk times, far below the stall."""
 
 
