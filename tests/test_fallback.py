@@ -315,7 +315,7 @@ async def test_a_fallback_with_the_primarys_name_has_its_own_circuit():
 
 async def test_every_fallbacks_circuit_open_gives_up_with_the_primarys_error():
     events: list[RetryEvent] = []
-    primary, (backup,), handler = chain(
+    primary, (backup,), _handler = chain(
         max_retries=0, breaker=CircuitBreaker(failure_threshold=2, cooldown=60), store=MemoryStore(), events=events
     )
     primary.scripts.extend([[_Http(503)], [said("fine")], [_Http(503)]])
