@@ -263,6 +263,20 @@ def _has_adk_fallback() -> str:
     return ""
 
 
+HEDGE_AFTER = 0.1
+"""``hedge_after`` of the hedging row: a few healthy first-chunk times, far below the stall."""
+
+
+def _fallbacks(**fields: Any) -> Build:
+    """adk_retry over the primary with the second URL's ``LiteLlm`` as its fallback."""
+
+    def build(target: Target) -> Generate:
+        policy = RetryPolicy.transient(fallbacks=tuple(lite_llm(url) for url in target.urls[1:]), **fields)
+        return with_retry(lite_llm(target.urls[0]), policy).generate_content_async
+
+    return build
+
+
 def variants() -> list[Variant]:
     """The reference configurations, in table order. Add adk_retry's new ones here."""
     budget, breaker, waiting = features.budget(), features.breaker(), features.waiting_breaker()
@@ -304,6 +318,27 @@ def variants() -> list[Variant]:
             _with_policy(_transient_with(features.waiting_breaker)),
             {OUTAGE},
             "" if waiting is not None else "not measured: this checkout's breaker cannot wait for its probe",
+        ),
+        Variant(
+            "fallbacks",
+            'adk_retry `transient(fallbacks=(backup,), fallback_on=("server_error", "rate_limit"))`',
+            _fallbacks(fallback_on=("server_error", "rate_limit", "circuit_open")),
+            {FALLBACK},
+            "" if features.has_field("fallbacks") else features.missing("fallbacks"),
+        ),
+        Variant(
+            "fallbacks_after_retries",
+            "adk_retry `transient(fallbacks=(backup,))` + `CircuitBreaker()` (after the retries, then the circuit)",
+            _fallbacks(**(breaker or {})),
+            {FALLBACK},
+            "" if features.has_field("fallbacks") and breaker is not None else features.missing("fallbacks"),
+        ),
+        Variant(
+            "hedge",
+            f"adk_retry `transient(hedge_after={HEDGE_AFTER:g})`",
+            _with_policy(lambda: RetryPolicy.transient(hedge_after=HEDGE_AFTER)),
+            {TAIL},
+            "" if features.has_field("hedge_after") else features.missing("hedge_after"),
         ),
         Variant(
             "adk_fallback",

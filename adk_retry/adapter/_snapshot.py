@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from google.adk.models.llm_request import LlmRequest
 
-__all__ = ["Snapshot", "restore", "take"]
+__all__ = ["Snapshot", "copy_of", "restore", "take"]
 
 Snapshot: TypeAlias = tuple[Any, ...]
 """An opaque saved state; only :func:`restore` reads it."""
@@ -79,3 +79,29 @@ def restore(request: LlmRequest, saved: Snapshot) -> None:
         cfg.labels, cfg.system_instruction, cfg.http_options = labels, system_instruction, http
         if http is not None:
             http.headers, http.api_version = http_fields
+
+
+def copy_of(request: LlmRequest, saved: Snapshot) -> LlmRequest:
+    """A private copy of ``request`` as :func:`take` saved it, leaving ``request`` alone.
+
+    For a hedge: an attempt that runs beside another one, which may still be
+    reading (or editing) the shared request. A deep copy of the contents and
+    config (0.1-1 ms), made only when a hedge starts.
+    """
+    contents, length, last, parts, parts_length, saved_config = saved
+    copy = request.model_copy()
+    copy.contents = [content.model_copy(deep=True) for content in contents[:length]]
+    if last is not None and copy.contents:
+        copy.contents[-1].parts = (
+            None if parts is None else [part.model_copy(deep=True) for part in parts[:parts_length]]
+        )
+    cfg = request.config if saved_config is None else saved_config[0]
+    copy.config = cfg.model_copy(deep=True)
+    if saved_config is not None:
+        _, labels, system_instruction, http, http_fields = saved_config
+        copy.config.labels = None if labels is None else dict(labels)
+        copy.config.system_instruction = system_instruction
+        if http is not None:
+            copy.config.http_options = http.model_copy(deep=True)
+            copy.config.http_options.headers, copy.config.http_options.api_version = http_fields
+    return copy

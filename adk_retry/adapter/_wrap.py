@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from adk_retry.adapter import _layers as layers
 from adk_retry.adapter._call_state import current_call
-from adk_retry.adapter._snapshot import restore, take
+from adk_retry.adapter._snapshot import copy_of, restore, take
 from adk_retry.core._empty import is_empty_response, is_malformed_function_call
 from adk_retry.core._errors import EmptyResponseError, MalformedFunctionCallError
 from adk_retry.engine._loop import RetryCall, RetryHandler, run_attempts
@@ -61,6 +61,7 @@ class ModelRetry:
 
     __slots__ = (
         "__weakref__",
+        "chains",
         "handlers",
         "model",
         "original",
@@ -82,6 +83,8 @@ class ModelRetry:
         self.owners: set[RetryHandler] = set()
         self.stats = RetryStats()
         """The calls made through this model, whatever the agent: the per-model view."""
+        # The fallback chain of each handler whose policy has one, resolved at its first call.
+        self.chains: dict[RetryHandler, _Chain] = {}
         live_models.add(self)
         # LiteLlm edits only the contents; Gemini and unknown models may edit the config too.
         self.snapshot_config = not any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__)
@@ -120,6 +123,9 @@ def own_lower_retries(retry: ModelRetry, handler: RetryHandler) -> None:
 def disown_lower_retries(retry: ModelRetry, handler: RetryHandler) -> None:
     """``handler`` no longer uses ``retry``'s model: put the layers back if no owner is left."""
     retry.owners.discard(handler)
+    chain = retry.chains.pop(handler, None)
+    if chain is not None:
+        chain.release()
     if not retry.owners and retry.silenced is not None:
         layers.release(retry.model, retry.silenced)
         retry.silenced = None
@@ -128,6 +134,9 @@ def disown_lower_retries(retry: ModelRetry, handler: RetryHandler) -> None:
 def uninstall(retry: ModelRetry) -> None:
     """Put back what :func:`install` replaced, and the retry layers it turned off."""
     model = retry.model
+    for chain in retry.chains.values():
+        chain.release()
+    retry.chains.clear()
     if retry.silenced is not None:
         layers.release(model, retry.silenced)
         retry.silenced = None
@@ -190,6 +199,8 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
         else:
             # A partial, not a lambda: one Python frame less per attempt.
             start = partial(original, llm_request, stream)
+        if plan.chained:
+            return _run_chain(retry, handler, call, request, start, stream, state is None)
         return run_attempts(
             call,
             start,
@@ -227,6 +238,104 @@ async def _refusing_malformed(responses: AsyncGenerator[LlmResponse, None]) -> A
     except BaseException:
         await responses.aclose()
         raise
+
+
+def _run_chain(
+    retry: ModelRetry,
+    handler: RetryHandler,
+    call: RetryCall,
+    request: _Request,
+    start: Callable[[], AsyncGenerator[LlmResponse, None]],
+    stream: bool,
+    log: bool,
+) -> AsyncGenerator[LlmResponse, None]:
+    """The engine's loop over the policy's chain of models (``fallbacks``) and hedges."""
+    chain = retry.chains.get(handler)
+    if chain is None:
+        chain = retry.chains[handler] = _Chain(retry, handler)
+    call.chain = chain.names
+    if chain.snapshot_config and not retry.snapshot_config:
+        request.saved = take(request.request, config=True)
+    plan = handler.plan
+    llm_request = request.request
+
+    def models(index: int, isolated: bool) -> AsyncGenerator[LlmResponse, None]:
+        if index == 0 and not isolated:
+            return start()
+        sent = llm_request
+        if isolated:
+            sent = copy_of(llm_request, request.saved)
+            sent.model = chain.models[index].model
+        responses = chain.method(index)(sent, stream)
+        return _refusing_malformed(responses) if plan.malformed_calls else responses
+
+    async def switch(index: int) -> None:
+        # The request as the first attempt sent it, addressed to this model, as FallbackModel does.
+        restore(llm_request, request.saved)
+        llm_request.model = chain.models[index].model
+
+    return run_attempts(
+        call,
+        start,
+        hold_all=not stream or plan.buffers_streams,
+        is_empty=is_empty_response,
+        empty_error=EmptyResponseError,
+        between=request.between,
+        finish=request.finish if request.http is not None else None,
+        log=log,
+        models=models,
+        switch=switch,
+    )
+
+
+class _Chain:
+    """A policy's models for one wrapped model: the primary, then its ``fallbacks``, resolved.
+
+    Names are resolved as ADK resolves them (``LLMRegistry.new_llm``, as
+    ``FallbackModel._delegate`` does), once, at the first call that needs
+    them, so a policy can name models whose classes core never imports. A
+    fallback's retry layers are turned off as the primary's are when the
+    policy owns retries (a ``FallbackModel`` fallback: its delegates'), and
+    put back by :meth:`release`. Each attempt calls a model's *own* method:
+    a fallback that is wrapped itself (another agent's primary) must not
+    start a second retry loop inside this one.
+    """
+
+    __slots__ = ("models", "names", "silenced", "snapshot_config")
+
+    def __init__(self, retry: ModelRetry, handler: RetryHandler) -> None:
+        from google.adk.models.registry import LLMRegistry
+
+        plan = handler.plan
+        fallbacks: list[BaseLlm] = [
+            LLMRegistry.new_llm(entry) if isinstance(entry, str) else entry  # type: ignore[misc]
+            for entry in plan.fallbacks
+        ]
+        self.models: list[BaseLlm] = [retry.model, *fallbacks]
+        # The guards' keys come from these names: one model name behind two endpoints or keys
+        # (a second deployment) must not share the first one's circuit, so a repeat gets "#i".
+        names: list[str] = []
+        for index, model in enumerate(self.models):
+            name = getattr(model, "model", None) or type(model).__name__
+            names.append(f"{name}#{index}" if name in names else name)
+        self.names: tuple[str | None, ...] = tuple(names)
+        # LiteLlm edits only the contents; any other model in the chain may edit the config too.
+        self.snapshot_config = not all(
+            any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__) for model in self.models
+        )
+        self.silenced: list[tuple[BaseLlm, dict[str, Any]]] = []
+        if plan.owns_lower:
+            self.silenced = [(model, layers.silence(model)) for model in fallbacks]
+
+    def method(self, index: int) -> ModelMethod:
+        model = self.models[index]
+        wrapped = installed(model)
+        return wrapped.original if wrapped is not None else model.generate_content_async
+
+    def release(self) -> None:
+        for model, saved in reversed(self.silenced):
+            layers.release(model, saved)
+        self.silenced = []
 
 
 class _Request:

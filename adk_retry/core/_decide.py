@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from adk_retry.core._plan import Plan
     from adk_retry.core._rules import ErrorRule
 
-__all__ = ["Failure", "GiveUp", "Retry", "decide", "stretch"]
+__all__ = ["FallBack", "Failure", "GiveUp", "Retry", "decide", "stretch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,22 @@ class GiveUp:
     reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class FallBack:
+    """Stop trying this model and start the next model of the chain now, with no wait.
+
+    Only ever returned when the call has a next model to move to
+    (``can_fall_back``); ``reason`` says why: the failure's class named in
+    ``fallback_on``, or why this model's retries ended.
+
+    Example:
+        >>> FallBack("attempts exhausted").reason
+        'attempts exhausted'
+    """
+
+    reason: str
+
+
 NOT_RETRIABLE = GiveUp(None)
 
 
@@ -99,7 +115,8 @@ def decide(
     failure_rate: float = 0.0,
     circuit_open: bool = False,
     circuit_waits: bool = False,
-) -> Retry | GiveUp:
+    can_fall_back: bool = False,
+) -> Retry | GiveUp | FallBack:
     """What follows failed attempt number ``attempt`` (from 1) of a call.
 
     Args:
@@ -113,6 +130,11 @@ def decide(
         circuit_open: whether the model's circuit is open now.
         circuit_waits: whether this call may wait for the open circuit's
             probe (it has time: :func:`~adk_retry.core._breaker.wait_limit`).
+        can_fall_back: whether the call has a next model (``fallbacks``) to
+            move to. Then a failure whose class is in ``fallback_on`` moves on
+            at once, and every reason to give up on this model (but the
+            deadline passed and a failure that is neither retriable nor in
+            ``fallback_on``) moves on instead of giving up.
 
     Example:
         >>> from adk_retry import RetryPolicy
@@ -124,20 +146,27 @@ def decide(
         GiveUp(reason='attempts exhausted')
         >>> decide(plan, plan.failure(KeyError("x")), attempt=1)
         GiveUp(reason=None)
+        >>> decide(plan, failure, attempt=4, can_fall_back=True)
+        FallBack(reason='attempts exhausted')
     """
+    if can_fall_back:
+        if time_left is not None and time_left <= 0.0:
+            return GiveUp("deadline: 0.00s left")
+        if failure.kind is not None and failure.kind in plan.fallback_on:
+            return FallBack(failure.kind)
     if not failure.retriable:
         return NOT_RETRIABLE
     if attempt >= plan.max_attempts:
-        return GiveUp("attempts exhausted")
+        return _end(can_fall_back, "attempts exhausted")
     rule = failure.rule
     if rule is not None and rule.max_retries is not None and rule_retries >= rule.max_retries:
-        return GiveUp("the matching rule's retries exhausted")
+        return _end(can_fall_back, "the matching rule's retries exhausted")
     hint = failure.hint
     if hint is None:
         delay = _scheduled(plan, rule, attempt, u)
         reason = "backoff"
     elif hint > plan.max_hint_delay:
-        return GiveUp(f"server asked to wait {hint:g}s, over max_hint_delay")
+        return _end(can_fall_back, f"server asked to wait {hint:g}s, over max_hint_delay")
     else:
         # Up to 10 % (at most 1 s) over the hint: callers told the same time do not return together.
         delay = hint + min(1.0, 0.1 * hint) * u
@@ -147,12 +176,20 @@ def decide(
         # this call's backoff (the engine waits for the probe, and the call goes
         # as soon as it succeeds), or, with no time to wait, stop. Opened by the
         # server's own hint: the wait below honours it, and this call retries after it.
+        if can_fall_back:
+            return FallBack("circuit open")  # another model answers now; no need to wait for this one
         return Retry(0.0, "circuit open: waiting for its probe") if circuit_waits else GiveUp("circuit open")
     if plan.adaptive:
         delay = stretch(delay, failure_rate)
     if time_left is not None and delay >= time_left:
-        return GiveUp(f"deadline: {max(time_left, 0.0):.2f}s left, retry needs {delay:.2f}s")
+        # The next model needs no wait: with time left, it may still answer.
+        return _end(can_fall_back, f"deadline: {max(time_left, 0.0):.2f}s left, retry needs {delay:.2f}s")
     return Retry(delay, reason, hint is not None)
+
+
+def _end(can_fall_back: bool, reason: str) -> GiveUp | FallBack:
+    """This model is done: the next one, if the call has one, else give up."""
+    return FallBack(reason) if can_fall_back else GiveUp(reason)
 
 
 def _scheduled(plan: Plan, rule: ErrorRule | None, attempt: int, u: float) -> float:

@@ -15,7 +15,7 @@ from typing import Literal
 
 __all__ = ["EventKind", "Hook", "RetryEvent", "global_hooks"]
 
-EventKind = Literal["retry", "give_up", "success_after_retry", "breaker_change", "budget_denied"]
+EventKind = Literal["retry", "give_up", "success_after_retry", "breaker_change", "budget_denied", "fallback", "hedge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,7 @@ class RetryEvent:
             ``"attempts exhausted"``, ``"retry budget exhausted"``, ...
         error_class: the transient class of the error (``"rate_limit"``, ...), if any.
         state: the breaker's new state (``breaker_change`` only).
+        to_model: the model the call moves to (``fallback``) or hedges on (``hedge``).
 
     Example:
         >>> RetryEvent("retry", agent="a", model="m", attempt=1, delay=1.0).kind
@@ -48,6 +49,7 @@ class RetryEvent:
     reason: str | None = None
     error_class: str | None = None
     state: str | None = None
+    to_model: str | None = None
 
 
 Hook = Callable[[RetryEvent], object]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 from adk_retry.core._decide import Failure
 from adk_retry.core._hints import retry_after
 from adk_retry.core._scope import scope_key
-from adk_retry.core._transient import error_class
+from adk_retry.core._transient import error_class, fallback_class
 
 if TYPE_CHECKING:
     from adk_retry.core._breaker import CircuitBreaker
@@ -69,7 +69,13 @@ class Plan:
         "breaker",
         "budget",
         "buffers_streams",
+        "chained",
+        "fallback_on",
+        "fallbacks",
+        "falls_back",
         "guarded",
+        "hedge_after",
+        "hedged",
         "hooks",
         "limited",
         "malformed_calls",
@@ -104,6 +110,12 @@ class Plan:
     buffers_streams: bool
     hooks: tuple[Hook, ...]
     templates: LogTemplates
+    fallbacks: tuple[object, ...]
+    fallback_on: frozenset[str]
+    falls_back: bool
+    hedge_after: float | None
+    hedged: bool
+    chained: bool
 
     def __init__(self, policy: RetryPolicy, retries: Predicate, owns_lower: bool) -> None:
         self.policy = policy
@@ -125,6 +137,12 @@ class Plan:
         self.malformed_calls = policy.retry_malformed_function_calls
         self.hooks = policy.hooks
         self.templates = policy.log_templates
+        self.fallbacks = policy.fallbacks
+        self.fallback_on = frozenset(policy.fallback_on)
+        self.falls_back = bool(policy.fallbacks)
+        self.hedge_after = policy.hedge_after
+        self.hedged = policy.hedge_after is not None
+        self.chained = self.falls_back or self.hedged
         self._keys: dict[tuple[str | None, str], Keys] = {}
 
     def failure(self, exc: BaseException) -> Failure:
@@ -137,8 +155,10 @@ class Plan:
             (True, 'connection', None)
         """
         if not self.retriable(exc):
-            return Failure(exc, False, None, None, None)
-        kind = _safely(lambda: error_class(exc), None)
+            # A failure never retried may still move to a fallback (a context window exceeded).
+            kind = _safely(lambda: fallback_class(exc), None) if self.falls_back else None
+            return Failure(exc, False, kind, None, None)
+        kind = _safely(lambda: (fallback_class if self.falls_back else error_class)(exc), None)
         hint = _safely(lambda: retry_after(exc), None)
         rule = _safely(lambda: next((r for r in self.rules if r.matches(exc, kind)), None), None)
         return Failure(exc, True, kind, hint, rule)

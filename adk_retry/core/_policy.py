@@ -237,6 +237,38 @@ class RetryPolicy(BaseModel):
             memory; :class:`~adk_retry.guards._redis.RedisStore` shares it).
         hooks: callables that receive each :class:`~adk_retry.core._events.RetryEvent`.
         log_templates: the log lines, see :class:`LogTemplates`.
+        fallbacks: other models to move to, in order, when the model's
+            retries run out (or at once, see ``fallback_on``): ``BaseLlm``
+            instances, or names that ADK's ``LLMRegistry.new_llm`` resolves
+            (resolved by the adapter at the first call that needs them, never
+            here). Each model has its own schedule (``max_retries + 1``
+            attempts each), budget, breaker and failure rate, keyed by its
+            own name; every call starts on the primary; a call never moves
+            after a streamed chunk reached the caller; the request is put
+            back as the first attempt sent it, with its ``model`` field set
+            to the model being tried (as ADK's ``FallbackModel`` does). Their
+            retry layers are turned off as the primary's are. Logs, events
+            (``"fallback"``) and ``RetryStats.answered_by`` name the model
+            that answered. Prefer ADK's ``FallbackModel`` (google-adk 2.9+)
+            when each model should be tried once per call and nothing else
+            is wanted; use ``fallbacks`` for retries on each model with its
+            own guards, fallback on error classes, an open circuit, or a
+            deadline. The two compose: a ``FallbackModel`` may be the primary
+            or a fallback, tried as one model under this one retry owner.
+        fallback_on: error classes that move to the next model at once,
+            without retrying this one: any of :data:`~adk_retry.core._transient.FALLBACK_CLASSES`
+            (``"rate_limit"``, ``"server_error"``, ``"timeout"``,
+            ``"context_window_exceeded"``, ``"content_policy"``,
+            ``"circuit_open"``, ...). Default ``("circuit_open",)``: a model
+            whose circuit is open is skipped. Used only with ``fallbacks``.
+        hedge_after: seconds (opt-in). When an attempt has produced nothing
+            after that long (for a stream: no chunk with content), one more
+            attempt starts beside it (on the next model when there are
+            ``fallbacks``, else the same one) without cancelling the first;
+            the first with content wins, the other is cancelled and its
+            connection closed; never two answers. A hedge is an attempt: it
+            counts against ``max_retries``, spends a ``budget`` token, and is
+            made at most once per attempt.
 
     Example:
         >>> policy = RetryPolicy(max_retries=2, base_delay=0.5)
@@ -270,6 +302,9 @@ class RetryPolicy(BaseModel):
     store: StateStore | None = None
     hooks: tuple[Hook, ...] = ()
     log_templates: LogTemplates = LogTemplates()
+    fallbacks: tuple[Any, ...] = ()
+    fallback_on: tuple[str, ...] = ("circuit_open",)
+    hedge_after: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
 
     _predicate: Predicate = PrivateAttr(default_factory=lambda: classify.seed_default)
     _owns: bool = PrivateAttr(default=False)
@@ -294,6 +329,29 @@ class RetryPolicy(BaseModel):
                 # Called with the failure: one that cannot take it would raise in its place.
                 require_callable("RetryPolicy", "retry_on", item, arguments=1, error=ValueError)
         return items if isinstance(value, (list, tuple)) else value
+
+    @field_validator("fallbacks", mode="before")
+    @classmethod
+    def _check_fallbacks(cls, value: Any) -> Any:
+        items = (value,) if isinstance(value, str) or not isinstance(value, (list, tuple)) else tuple(value)
+        for item in items:
+            if isinstance(item, str):
+                if not item.strip():
+                    raise ValueError("a fallback model name must not be empty")
+            elif not callable(getattr(item, "generate_content_async", None)):
+                raise ValueError(f"{item!r} is neither a model name nor a model (BaseLlm) instance")
+        return items
+
+    @field_validator("fallback_on", mode="before")
+    @classmethod
+    def _check_fallback_on(cls, value: Any) -> Any:
+        from adk_retry.core._transient import FALLBACK_CLASSES
+
+        items = (value,) if isinstance(value, str) else tuple(value)
+        for item in items:
+            if item not in FALLBACK_CLASSES:
+                raise ValueError(f"unknown error class {item!r}; expected one of {', '.join(FALLBACK_CLASSES)}")
+        return items
 
     @field_validator("hooks")
     @classmethod
@@ -328,7 +386,8 @@ class RetryPolicy(BaseModel):
         return type(other) is type(self) and self.__dict__ == other.__dict__
 
     def __hash__(self) -> int:
-        return hash(tuple(self.__dict__.values()))
+        # Model instances (fallbacks) are Pydantic objects without a hash: by identity.
+        return hash(tuple(tuple(map(id, v)) if k == "fallbacks" else v for k, v in self.__dict__.items()))
 
     @property
     def plan(self) -> Plan:

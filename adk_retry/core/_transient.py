@@ -44,6 +44,12 @@ __all__ = [
     "SERVER_ERROR",
     "TIMEOUT",
     "error_class",
+    "fallback_class",
+    "FALLBACK_CLASSES",
+    "FALLBACK_ONLY_CLASSES",
+    "CONTEXT_WINDOW_EXCEEDED",
+    "CONTENT_POLICY",
+    "CIRCUIT_OPEN",
     "is_out_of_memory",
     "is_transient",
     "status_code",
@@ -82,6 +88,30 @@ Example:
     >>> "rate_limit" in ERROR_CLASSES
     True
 """
+
+CONTEXT_WINDOW_EXCEEDED: Final = "context_window_exceeded"
+"""The request does not fit the model: litellm's ``ContextWindowExceededError``.
+
+Never transient (the same model fails the same way), but a fallback model with
+a larger window may answer: ``RetryPolicy(fallback_on=("context_window_exceeded",))``."""
+CONTENT_POLICY: Final = "content_policy"
+"""The provider refused the content: litellm's ``ContentPolicyViolationError``, openai's
+``ContentFilterFinishReasonError``. Never transient; another provider may answer."""
+CIRCUIT_OPEN: Final = "circuit_open"
+"""The model's circuit is open: :class:`~adk_retry.core._errors.CircuitOpenError`, raised before any attempt."""
+
+FALLBACK_ONLY_CLASSES: Final = (CONTEXT_WINDOW_EXCEEDED, CONTENT_POLICY, CIRCUIT_OPEN)
+"""Classes :func:`fallback_class` names that are never retried on the same model."""
+
+FALLBACK_CLASSES: Final = (*ERROR_CLASSES, *FALLBACK_ONLY_CLASSES)
+"""What ``RetryPolicy(fallback_on=...)`` accepts: every transient class plus :data:`FALLBACK_ONLY_CLASSES`."""
+
+_FALLBACK_RULES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "ContextWindowExceededError": (("litellm", CONTEXT_WINDOW_EXCEEDED),),
+    "ContentPolicyViolationError": (("litellm", CONTENT_POLICY),),
+    "ContentFilterFinishReasonError": (("openai", CONTENT_POLICY),),
+    "CircuitOpenError": (("adk_retry", CIRCUIT_OPEN),),
+}
 
 RETRIABLE_STATUS_CODES: Final[dict[int, str]] = {
     408: TIMEOUT,
@@ -297,6 +327,34 @@ def error_class(exc: BaseException) -> str | None:
         return _classify(exc, _rule_for(type(exc)), nested=False)
     except Exception:  # an exception too odd to judge is not retried, and is not replaced either
         return None
+
+
+def fallback_class(exc: BaseException) -> str | None:
+    """The class a fallback decision reads: :func:`error_class`, else one of :data:`FALLBACK_ONLY_CLASSES`.
+
+    Judged by type name along the MRO, as :func:`error_class` is, so no
+    provider library is imported.
+
+    Example:
+        >>> class ContextWindowExceededError(Exception):  # stands in for litellm's
+        ...     pass
+        >>> ContextWindowExceededError.__module__ = "litellm.exceptions"
+        >>> fallback_class(ContextWindowExceededError("too long")), error_class(ContextWindowExceededError())
+        ('context_window_exceeded', None)
+        >>> fallback_class(ConnectionResetError())
+        'connection'
+    """
+    kind = error_class(exc)
+    if kind is not None or not isinstance(exc, Exception):
+        return kind
+    try:
+        for klass in type(exc).__mro__:
+            for prefix, verdict in _FALLBACK_RULES.get(klass.__name__, ()):
+                if _in_module(klass, prefix):
+                    return verdict
+    except Exception:  # never replace the original error
+        return None
+    return None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -29,12 +29,13 @@ from typing import Any, Protocol, TypeVar
 from adk_retry.core import _clock as clock
 from adk_retry.core._breaker import circuit_wait, probe_interval, wait_limit
 from adk_retry.core._checks import require_timing
-from adk_retry.core._decide import Failure, GiveUp, decide
+from adk_retry.core._decide import Failure, FallBack, GiveUp, decide
 from adk_retry.core._errors import CircuitOpenError
 from adk_retry.core._events import EventKind, RetryEvent, global_hooks
 from adk_retry.core._plan import Keys
 from adk_retry.core._policy import PolicyLike, as_policy
 from adk_retry.core._rules import ErrorRule, RecoveryContext
+from adk_retry.core._transient import CIRCUIT_OPEN, FALLBACK_ONLY_CLASSES
 from adk_retry.guards._adaptive import failure_rates
 from adk_retry.guards._failopen import fail_open
 from adk_retry.guards._store import CircuitView, StateStore, default_store
@@ -230,6 +231,8 @@ async def run_attempts(
     between: Callable[[], Awaitable[None]] | None = None,
     finish: Callable[[], None] | None = None,
     log: bool = True,
+    models: Callable[[int, bool], AsyncGenerator[T, None]] | None = None,
+    switch: Callable[[int], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[T, None]:
     """Run ``call``'s attempts, each ``start()``, until one answers; yield its responses.
 
@@ -249,15 +252,38 @@ async def run_attempts(
         finish: called once when the call ends, however it ends.
         log: write the "succeeded on attempt N" line here (the adapter's
             after-model callback writes it instead when it watches the call).
+        models: ``models(i, isolated)`` starts one attempt on model ``i`` of
+            the call's chain (``call.chain``: 0 the primary, then the policy's
+            ``fallbacks``); ``isolated`` asks for a private copy of the request
+            (a hedge runs beside another attempt). Without it every attempt,
+            hedges included, is ``start()``.
+        switch: awaited before the first attempt on model ``i`` > 0 (the
+            adapter restores the request and points its ``model`` field there).
+
+    The call's current model is ``call.index``: :meth:`RetryCall.failed` (a
+    :class:`~adk_retry.core._decide.FallBack` decision) and
+    :meth:`RetryCall.admit` (an open circuit) move it; the loop notices and
+    starts the next attempts there, with no backoff wait. One loop for one
+    model or many.
     """
     plan = call.plan
+    current = 0
     try:
         if plan.guarded:
             await call.admit()
         while True:
+            if call.index != current:
+                # Moved to another model (a fallback, or a hedge on it that won).
+                current = call.index
+                assert models is not None
+                if switch is not None:
+                    await switch(current)
+                start = _starter(models, current)
             held: list[T] = []
             committed = False
             responses = start()
+            if plan.hedged:
+                responses = _hedged(call, responses, models if models is not None else _again(start), is_empty)
             source = responses if not plan.limited else _bounded(responses, call, hold_all, is_empty)
             try:
                 async for response in source:
@@ -301,15 +327,130 @@ async def run_attempts(
                 delay = await call.failed(error)
                 if delay is None:
                     raise error
-            await call.wait(delay)
-            if between is not None:
-                await between()
-            else:
-                await call.recover(None)
+            if call.index == current:
+                await call.wait(delay)
+                if between is not None:
+                    await between()
+                else:
+                    await call.recover(None)
             call.start_attempt()
     finally:
         if finish is not None:
             finish()
+
+
+def _again(start: Callable[[], AsyncGenerator[T, None]]) -> Callable[[int, bool], AsyncGenerator[T, None]]:
+    """One model, no chain: a hedge is ``start()`` once more."""
+    return lambda _index, _isolated: start()
+
+
+def _starter(
+    models: Callable[[int, bool], AsyncGenerator[T, None]], index: int
+) -> Callable[[], AsyncGenerator[T, None]]:
+    return lambda: models(index, False)
+
+
+async def _head(responses: AsyncGenerator[T, None], is_empty: Callable[[T], bool] | None) -> tuple[list[T], bool]:
+    """Drive ``responses`` until its first response with content; (what came, whether content came)."""
+    early: list[T] = []
+    async for response in responses:
+        early.append(response)
+        if is_empty is None or not is_empty(response):
+            return early, True
+    return early, False
+
+
+async def _hedged(
+    call: RetryCall,
+    first: AsyncGenerator[T, None],
+    again: Callable[[int, bool], AsyncGenerator[T, None]],
+    is_empty: Callable[[T], bool] | None,
+) -> AsyncGenerator[T, None]:
+    """``first``, with one hedge attempt started beside it if it says nothing for ``hedge_after`` seconds.
+
+    Each attempt is driven to its first response with content in a task of
+    its own; the first to get there wins and only its responses are yielded,
+    after the other attempt was cancelled and closed (its HTTP connection
+    with it), so two answers never reach the caller. An attempt that fails
+    or ends with nothing to say leaves the field to the other; when both do,
+    the last failure (or the empty attempt) is the attempt's outcome, which
+    the loop then judges as it would one attempt's. A cancellation of the
+    caller cancels and closes both. The hedge runs on the next model of the
+    chain when there is one (on a private copy of the request), else on the
+    same one; :meth:`RetryCall.hedge` says whether it may be made (attempts
+    left, budget, limiter).
+
+    Each model's generator is advanced from a task until its first content,
+    then from the caller's task: an async generator may be resumed from any
+    task, one at a time.
+    """
+    after = call.plan.hedge_after
+    assert after is not None
+    runs: list[tuple[asyncio.Task[tuple[list[T], bool]], AsyncGenerator[T, None], int]] = []
+    winner: AsyncGenerator[T, None] | None = None
+    early: list[T] = []
+    try:
+        runs.append((asyncio.ensure_future(_head(first, is_empty)), first, call.index))
+        done, _ = await asyncio.wait({runs[0][0]}, timeout=after)
+        if not done:
+            target = await call.hedge()
+            if target is not None:
+                second = again(target, True)
+                runs.append((asyncio.ensure_future(_head(second, is_empty)), second, target))
+        pending = {task for task, _, _ in runs}
+        error: BaseException | None = None
+        spare: tuple[list[T], AsyncGenerator[T, None], int] | None = None
+        chosen: tuple[list[T], AsyncGenerator[T, None], int] | None = None
+        while chosen is None:
+            if not pending:
+                if spare is None:
+                    assert error is not None
+                    raise error
+                chosen = spare
+                break
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task, responses, index in runs:  # in order: the first attempt wins a tie
+                if task not in done:
+                    continue
+                exc = task.exception()
+                if exc is not None:
+                    error = exc
+                    continue
+                got, content = task.result()
+                if content:
+                    chosen = (got, responses, index)
+                    break
+                if spare is None:
+                    spare = (got, responses, index)
+        early, winner, index = chosen
+        if len(runs) > 1:
+            await _close_losers(runs, winner)
+            call.hedge_settled(index, won=winner is not first)
+    finally:
+        await _close_losers(runs, winner)
+    try:
+        for response in early:
+            yield response
+        async for response in winner:
+            yield response
+    finally:
+        await winner.aclose()
+
+
+async def _close_losers(
+    runs: list[tuple[asyncio.Task[Any], AsyncGenerator[Any, None], int]], winner: AsyncGenerator[Any, None] | None
+) -> None:
+    """Cancel and close every attempt but ``winner`` (all of them when it is None)."""
+    for task, responses, _ in runs:
+        if responses is winner:
+            continue
+        if not task.done():
+            task.cancel()
+        try:
+            await asyncio.gather(task, return_exceptions=True)
+        finally:
+            await responses.aclose()
+    runs[:] = [run for run in runs if run[1] is winner]
 
 
 async def _bounded(
@@ -396,8 +537,10 @@ class RetryCall:
     __slots__ = (
         "agent",
         "attempt",
+        "chain",
         "failure",
         "handler",
+        "index",
         "keys",
         "model",
         "model_stats",
@@ -409,6 +552,7 @@ class RetryCall:
         "rule_retries",
         "started",
         "token",
+        "tried",
         "waited",
     )
 
@@ -430,6 +574,11 @@ class RetryCall:
         self.recovery: tuple[ErrorRule, BaseException] | None = None
         self.rule_retries: dict[int, int] | None = None
         self.token = False  # a budget token spent on the retry being waited for
+        # The models this call may use, by name: the adapter sets them for a policy with
+        # fallbacks. ``index`` is the current one; ``tried`` counts attempts on earlier ones.
+        self.chain: tuple[str | None, ...] = (model,)
+        self.index = 0
+        self.tried = 0
         # Read the clock only when a deadline needs it: the success path stays free of it.
         self.started = (handler.clock or clock.default_clock)() if plan.timed else 0.0
         handler.stats.calls += 1
@@ -463,17 +612,20 @@ class RetryCall:
         stats.attempts += 1
         stats.retries += 1
         if self.observer is not None:
-            self.observer.attempts = self.attempt
+            self.observer.attempts = self.attempt + self.tried
             self.observer.model = self.model  # for its "succeeded on attempt N" line; retries only
 
     def succeeded(self, *, log: bool) -> None:
         """Count a success; log it when it took a retry and ``log`` is set."""
-        self.handler.stats.successes += 1
+        stats = self.handler.stats
+        stats.successes += 1
+        if self.plan.chained:
+            self._answered()
         if self.model_stats is not None:
             self._settle_model(None)
-        if self.attempt > 1:
+        if self.attempt > 1 or self.tried:
             if log:
-                log_success(self.handler, self.agent, self.attempt, self.model, self.observer)
+                log_success(self.handler, self.agent, self.attempt + self.tried, self.model, self.observer)
             self._event("success_after_retry")
 
     def attempt_limit(self) -> float | None:
@@ -493,15 +645,28 @@ class RetryCall:
     # -- guards (only when the policy asks for them) --------------------------------------
 
     async def admit(self) -> None:
-        """Let the call through the model's circuit, waiting for its probe if it has time.
+        """Let the call through the model's circuit: wait for its probe if it has time, or move to
+        a fallback model at once when it has one (``fallback_on`` names ``circuit_open``).
 
         Raises :class:`CircuitOpenError` (nothing sent) when the circuit is
         open and the call's time would run out before the probe.
         """
-        keys = self.keys
-        if self.plan.breaker is not None and keys is not None and keys.circuit is not None:
-            refused = await self._through_circuit()
-            if refused is not None:
+        if self.plan.breaker is not None and self.keys is not None and self.keys.circuit is not None:
+            while True:
+                if self._falls_back_on(CIRCUIT_OPEN):
+                    error = await self._circuit_refuses()
+                    if error is None:
+                        break
+                    # An open circuit on this model, and a next one to go to: no attempt was made here.
+                    self.handler.stats.breaker_rejections += 1
+                    self._move(error, CIRCUIT_OPEN, None, made_attempt=False)
+                    continue
+                refused = await self._through_circuit()
+                if refused is None:
+                    break
+                keys = self.keys
+                assert keys is not None
+                assert keys.circuit is not None
                 error = CircuitOpenError(self.model or keys.circuit, refused.open_until)
                 self.attempt = 0  # refused: no attempt was made
                 self.handler.stats.breaker_rejections += 1
@@ -568,6 +733,128 @@ class RetryCall:
             logger.warning("[%s] Could not release the circuit's probe", self.agent, exc_info=True)
         _wakeups.wake(keys.circuit)
 
+    async def _circuit_refuses(self) -> CircuitOpenError | None:
+        """The error for the current model's open circuit, or None when it admits a call."""
+        breaker, keys = self.plan.breaker, self.keys
+        if breaker is None or keys is None or keys.circuit is None:
+            return None
+        now = self._now()
+        view = await self._store().admit(keys.circuit, now, probe_timeout=breaker.probe_timeout)
+        if view.allowed and view.state == "half_open":
+            self.probe = now
+        return None if view.allowed else CircuitOpenError(self.model or keys.circuit, view.open_until)
+
+    # -- fallbacks and hedges (only when the policy asks for them) ------------------------------
+
+    def _falls_back_on(self, kind: str | None) -> bool:
+        """Whether the call has a next model and ``fallback_on`` names ``kind`` (None: any reason)."""
+        plan = self.plan
+        return plan.falls_back and self.index + 1 < len(self.chain) and (kind is None or kind in plan.fallback_on)
+
+    def _move(self, error: BaseException, kind: str | None, reason: str | None, *, made_attempt: bool) -> None:
+        """Move the call to its next model: log it, count it, emit the event; the loop starts it there."""
+        to = self.chain[self.index + 1]
+        fields = self._fields(error, reason=reason or kind)
+        logger.warning(
+            "[%s] Model %s failed (attempt %d/%d): %s. Falling back to %s (%s)",
+            self.agent,
+            self.model,
+            self.attempt,
+            self.plan.max_attempts,
+            fields["error"],
+            to,
+            reason or kind,
+            extra={"agent": self.agent, "reason": reason or kind},
+        )
+        self._event("fallback", error=error, reason=reason or kind, error_class=kind, to_model=to)
+        self.handler.stats.fallbacks += 1
+        if made_attempt:
+            self.tried += self.attempt
+            self.attempt = 0  # start_attempt() makes it 1 on the new model
+        self._enter(self.index + 1)
+
+    def _enter(self, index: int) -> None:
+        """Make model ``index`` of the chain the current one: its own schedule, rules and guards."""
+        self.index = index
+        self.model = self.chain[index]
+        self.rule_retries = None
+        self.recovery = None  # a recovery hook prepared this model's next attempt, not another's
+        if self.plan.guarded:
+            self.keys = self.plan.keys(self.model, self.agent)
+
+    async def _next_open_model(self, error: BaseException) -> bool:
+        """After a move: skip models whose circuit is open; False when none is left (give up)."""
+        while True:
+            refused = await self._circuit_refuses()
+            if refused is None:
+                return True
+            self.handler.stats.breaker_rejections += 1
+            if not self._falls_back_on(None):
+                return False
+            self._move(refused, CIRCUIT_OPEN, None, made_attempt=False)
+
+    async def hedge(self) -> int | None:
+        """May a hedge attempt start now? The chain index it runs on, or None.
+
+        A hedge is an attempt: it needs one of the current model's attempts
+        left, and a budget token when there is a budget. It runs on the next
+        model when the call has one, else on the same.
+        """
+        plan, stats = self.plan, self.handler.stats
+        if self.attempt >= plan.max_attempts:
+            return None
+        budget, keys = plan.budget, self.keys
+        if (
+            budget is not None
+            and keys is not None
+            and keys.budget is not None
+            and not await self._store().take_token(keys.budget, max_tokens=budget.max_tokens)
+        ):
+            stats.budget_denials += 1
+            return None
+        # The place for the rate limiter's admission of one more request, when there is one.
+        target = self.index + 1 if self._falls_back_on(None) else self.index
+        self.attempt += 1
+        stats.attempts += 1
+        stats.hedges += 1
+        if self.observer is not None:
+            self.observer.attempts = self.attempt + self.tried
+        to = self.chain[target]
+        logger.info(
+            "[%s] No answer from %s after %gs: hedging on %s",
+            self.agent,
+            self.model,
+            plan.hedge_after,
+            to,
+            extra={"agent": self.agent, "reason": "hedge"},
+        )
+        self._event("hedge", reason=f"no answer after {plan.hedge_after:g}s", to_model=to)
+        return target
+
+    def hedge_settled(self, index: int, *, won: bool) -> None:
+        """A hedged attempt has its winner: count a hedge that won; the call continues on its model."""
+        if won:
+            self.handler.stats.hedge_wins += 1
+        if index != self.index:
+            # The hedge on the next model answered: the call goes on there, on its first attempt.
+            self.tried += self.attempt - 1
+            self.attempt = 1
+            self._enter(index)
+
+    def _answered(self) -> None:
+        """Say which model answered (policies with fallbacks or hedges)."""
+        name = self.model or "?"
+        self.handler.stats.answered_by[name] += 1
+        if self.model_stats is not None:
+            self.model_stats.answered_by[name] += 1
+        if self.index:
+            logger.info(
+                "[%s] Answered by fallback model %s",
+                self.agent,
+                name,
+                extra={"agent": self.agent, "reason": "fallback"},
+            )
+
     async def settle_success(self) -> None:
         """Close the circuit, refund the budget, lower the failure rate."""
         plan, keys = self.plan, self.keys
@@ -591,7 +878,7 @@ class RetryCall:
         if self.plan.adaptive:
             failure_rates.record(keys.rate, failed=True)
         breaker = self.plan.breaker
-        if breaker is None or failure.kind is None or keys.circuit is None:
+        if breaker is None or failure.kind is None or keys.circuit is None or failure.kind in FALLBACK_ONLY_CLASSES:
             return None
         _circuit_causes[keys.circuit] = failure.error
         self.probe = 0.0  # a failure is the probe's verdict: the store frees its slot
@@ -626,14 +913,15 @@ class RetryCall:
         stats.last_error = exc
         stats.errors[type(exc).__name__] += 1
         failure = plan.failure(exc)
-        if not failure.retriable:
+        can_fall_back = plan.falls_back and self.index + 1 < len(self.chain)
+        if not failure.retriable and not can_fall_back:
             if plan.guarded and self.probe:
                 await self._release_probe()  # a 400 says nothing about the provider's health
             self._call_failed(exc)
             return None
         circuit_open = circuit_waits = False
         counted = self.attempt
-        if plan.guarded:
+        if plan.guarded and failure.retriable:
             was_probe = self.probe != 0.0
             view = await self._count_failure(failure)
             if was_probe and view is not None:
@@ -664,15 +952,23 @@ class RetryCall:
             failure_rate=failure_rates.get(self.keys.rate) if plan.adaptive and self.keys is not None else 0.0,
             circuit_open=circuit_open,
             circuit_waits=circuit_waits,
+            can_fall_back=can_fall_back,
         )
+        if isinstance(decision, FallBack):
+            return await self._fall_back(failure, decision.reason)
         if isinstance(decision, GiveUp):
-            self._give_up(failure, decision.reason or "not retriable")
+            if decision.reason is None:
+                self._call_failed(exc)
+            else:
+                self._give_up(failure, decision.reason)
             return None
         budget, keys = plan.budget, self.keys
         if budget is not None and keys is not None and keys.budget is not None:
             if not await self._store().take_token(keys.budget, max_tokens=budget.max_tokens):
                 stats.budget_denials += 1
                 self._event("budget_denied", error=exc, reason="retry budget exhausted", error_class=failure.kind)
+                if can_fall_back:
+                    return await self._fall_back(failure, "retry budget exhausted")
                 self._give_up(failure, "retry budget exhausted")
                 return None
             self.token = True
@@ -686,6 +982,16 @@ class RetryCall:
             emit(logging.INFO, plan.templates.hinted, fields)
         self._event("retry", delay=decision.delay, error=exc, reason=decision.reason, error_class=failure.kind)
         return decision.delay
+
+    async def _fall_back(self, failure: Failure, reason: str) -> float | None:
+        """Move to the next model whose circuit admits a call: no wait (0.0), or None to give up."""
+        self._move(failure.error, failure.kind, reason, made_attempt=True)
+        if self.plan.guarded and not await self._next_open_model(failure.error):
+            # No attempt on the model it stopped at: the give-up counts the attempts made.
+            self.attempt, self.tried = self.tried, 0
+            self._give_up(failure, "every fallback's circuit is open")
+            return None
+        return 0.0
 
     async def interrupted(self, exc: BaseException) -> None:
         """Count how a call ended after output reached the caller; it is never retried then.
@@ -792,9 +1098,10 @@ class RetryCall:
         stats = self.model_stats
         assert stats is not None
         stats.calls += 1
-        stats.attempts += self.attempt
-        if self.attempt > 1:
-            stats.retries += self.attempt - 1
+        attempts = self.attempt + self.tried
+        stats.attempts += attempts
+        if attempts > 1:
+            stats.retries += attempts - 1
         if error is None:
             stats.successes += 1
         else:

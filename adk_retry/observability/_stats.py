@@ -31,6 +31,11 @@ class RetryStats:
         breaker_rejections: calls refused at once because the circuit was open
             (counted in ``failures`` too; they made no attempt).
         breaker_transitions: breaker state changes seen, by ``"closed->open"`` etc.
+        fallbacks: moves of a call to its next model (``RetryPolicy(fallbacks=...)``).
+        hedges: hedge attempts started (``RetryPolicy(hedge_after=...)``).
+        hedge_wins: calls whose hedge answered first.
+        answered_by: successful calls by the model that answered (kept only
+            for policies with ``fallbacks`` or ``hedge_after``).
         last_error: the most recent exception an attempt raised, if any.
 
     Example:
@@ -49,6 +54,10 @@ class RetryStats:
     breaker_rejections: int = 0
     breaker_transitions: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    fallbacks: int = 0
+    hedges: int = 0
+    hedge_wins: int = 0
+    answered_by: Counter[str] = field(default_factory=Counter)
     last_error: BaseException | None = None
 
     def as_dict(self) -> dict[str, object]:
@@ -70,5 +79,9 @@ class RetryStats:
             "breaker_rejections": self.breaker_rejections,
             "breaker_transitions": dict(self.breaker_transitions),
             "errors": dict(self.errors),
+            "fallbacks": self.fallbacks,
+            "hedges": self.hedges,
+            "hedge_wins": self.hedge_wins,
+            "answered_by": dict(self.answered_by),
             "last_error": None if error is None else redact(f"{type(error).__name__}: {safe_text(error)}"),
         }

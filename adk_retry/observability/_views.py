@@ -61,6 +61,8 @@ def merge(a: RetryStats, b: RetryStats) -> RetryStats:
     errors.update(b.errors)
     transitions: Counter[str] = Counter(a.breaker_transitions)
     transitions.update(b.breaker_transitions)
+    answered: Counter[str] = Counter(a.answered_by)
+    answered.update(b.answered_by)
     return RetryStats(
         calls=a.calls + b.calls,
         attempts=a.attempts + b.attempts,
@@ -69,6 +71,10 @@ def merge(a: RetryStats, b: RetryStats) -> RetryStats:
         failures=a.failures + b.failures,
         slept=a.slept + b.slept,
         budget_denials=a.budget_denials + b.budget_denials,
+        fallbacks=a.fallbacks + b.fallbacks,
+        hedges=a.hedges + b.hedges,
+        hedge_wins=a.hedge_wins + b.hedge_wins,
+        answered_by=answered,
         breaker_rejections=a.breaker_rejections + b.breaker_rejections,
         breaker_transitions=transitions,
         errors=errors,

@@ -1,0 +1,337 @@
+"""Model fallback and hedging on scripted models (unit level): the engine's one loop over a chain."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from google.adk.agents import LlmAgent
+from google.adk.models.llm_request import LlmRequest
+
+from adk_retry import CircuitBreaker, RetryHandler, RetryPolicy, add_retry_capabilities_to_agent
+from adk_retry.core._errors import CircuitOpenError
+from adk_retry.core._events import RetryEvent
+from adk_retry.guards import MemoryStore
+from adk_retry.testing import no_waits
+from tests.adapter.test_attach_and_wrap import ScriptedLlm, nothing, request, said
+
+
+class _Http(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status_code = status
+
+
+class Recording(ScriptedLlm):
+    """A scripted model that edits the request as real models do, and notes whether its stream was closed."""
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        object.__setattr__(self, "closed", 0)
+
+    async def generate_content_async(self, llm_request: LlmRequest, stream: bool = False):
+        inner = super().generate_content_async(llm_request, stream)
+        try:
+            async for response in inner:
+                yield response
+        finally:
+            llm_request.contents.append(llm_request.contents[0].model_copy())  # an edit a retry must not inherit
+            object.__setattr__(self, "closed", self.closed + 1)
+            await inner.aclose()
+
+
+def chain(*, fallbacks: int = 1, events: list[RetryEvent] | None = None, **policy: Any):
+    primary = Recording(model="scripted/primary")
+    backups = [Recording(model=f"scripted/backup{i}") for i in range(fallbacks)]
+    hooks = (events.append,) if events is not None else ()
+    handler = RetryHandler(RetryPolicy.transient(fallbacks=tuple(backups), hooks=hooks, **policy), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    return primary, backups, handler
+
+
+async def texts(model: ScriptedLlm, req: LlmRequest | None = None, *, stream: bool = False) -> list[str]:
+    req = req if req is not None else request()
+    return [
+        "".join(p.text or "" for p in (r.content.parts if r.content else []))
+        async for r in model.generate_content_async(req, stream=stream)
+    ]
+
+
+async def test_retries_run_out_then_the_fallback_answers_on_the_restored_request():
+    events: list[RetryEvent] = []
+    primary, (backup,), handler = chain(max_retries=1, events=events)
+    primary.scripts.extend([[_Http(503)], [_Http(503)]])
+    backup.scripts.append([said("from backup")])
+    req = request()
+    with no_waits():
+        assert await texts(primary, req) == ["from backup"]
+    # Two attempts on the primary, one on the fallback; each saw the request as first sent.
+    assert [r[1] for r in primary.requests] == [["hi"], ["hi"]]
+    assert backup.requests == [("scripted/backup0", ["hi"])]
+    stats = handler.stats
+    assert (stats.attempts, stats.fallbacks, stats.successes, stats.failures) == (3, 1, 1, 0)
+    assert stats.answered_by == {"scripted/backup0": 1}
+    fallback = [e for e in events if e.kind == "fallback"]
+    assert len(fallback) == 1
+    assert fallback[0].model == "scripted/primary"
+    assert fallback[0].to_model == "scripted/backup0"
+    assert fallback[0].reason == "attempts exhausted"
+    assert events[-1].kind == "success_after_retry"
+    assert events[-1].model == "scripted/backup0"
+
+
+async def test_each_new_call_starts_on_the_primary():
+    primary, (backup,), _handler = chain(max_retries=0)
+    primary.scripts.extend([[_Http(503)], [said("primary again")]])
+    with no_waits():
+        assert await texts(primary) == ["ok"]  # the backup's default answer
+        assert await texts(primary) == ["primary again"]
+    assert len(primary.requests) == 2
+    assert len(backup.requests) == 1
+
+
+async def test_fallback_on_moves_at_once_without_a_wait():
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    primary, (_backup,), handler = chain(fallback_on=("rate_limit",))
+    handler.sleep = sleep
+    primary.scripts.append([_Http(429)])
+    assert await texts(primary) == ["ok"]
+    assert len(primary.requests) == 1
+    assert slept == []
+
+
+async def test_every_model_fails_the_caller_gets_the_last_models_error():
+    primary, backups, handler = chain(max_retries=1, fallbacks=2)
+    last = _Http(502)
+    primary.scripts.extend([[_Http(503)], [_Http(503)]])
+    backups[0].scripts.extend([[_Http(500)], [_Http(500)]])
+    backups[1].scripts.extend([[_Http(503)], [last]])
+    with no_waits(), pytest.raises(_Http) as raised:
+        await texts(primary)
+    assert raised.value is last
+    assert handler.stats.attempts == 6
+    assert handler.stats.fallbacks == 2
+    assert handler.stats.failures == 1
+
+
+async def test_a_failure_that_is_neither_retried_nor_in_fallback_on_does_not_move():
+    primary, (backup,), _ = chain()
+    error = _Http(400)
+    primary.scripts.append([error])
+    with pytest.raises(_Http) as raised:
+        await texts(primary)
+    assert raised.value is error
+    assert backup.requests == []
+
+
+async def test_never_falls_back_after_a_streamed_chunk():
+    primary, (backup,), _handler = chain(fallback_on=("server_error",))
+    cut = _Http(503)
+    primary.scripts.append([said("Hel", partial=True), cut])
+    seen: list[str] = []
+
+    async def consume() -> None:
+        async for response in primary.generate_content_async(request(), stream=True):
+            seen.append(response.content.parts[0].text)
+
+    with no_waits(), pytest.raises(_Http) as raised:
+        await consume()
+    assert raised.value is cut
+    assert seen == ["Hel"]
+    assert backup.requests == []
+
+
+async def test_an_open_circuit_moves_the_call_to_the_fallback_before_any_attempt():
+    store = MemoryStore()
+    primary, (backup,), handler = chain(
+        max_retries=0, breaker=CircuitBreaker(failure_threshold=1, cooldown=60), store=store
+    )
+    primary.scripts.append([_Http(503)])
+    with no_waits():
+        assert await texts(primary) == ["ok"]  # opens the primary's circuit, then the backup answers
+        assert await texts(primary) == ["ok"]  # refused at once by the open circuit: straight to the backup
+    assert len(primary.requests) == 1
+    assert len(backup.requests) == 2
+    assert handler.stats.breaker_rejections == 1
+    assert handler.stats.answered_by == {"scripted/backup0": 2}
+
+
+async def test_without_fallback_on_circuit_open_the_refusal_stands():
+    primary, (_backup,), _handler = chain(
+        max_retries=0, breaker=CircuitBreaker(failure_threshold=1, cooldown=60), store=MemoryStore(), fallback_on=()
+    )
+    primary.scripts.append([_Http(503)])
+    with no_waits():
+        await texts(primary)
+        with pytest.raises(CircuitOpenError):
+            await texts(primary)
+
+
+async def test_string_fallbacks_resolve_through_adks_registry(monkeypatch):
+    from google.adk.models.registry import LLMRegistry
+
+    backup = Recording(model="scripted/named")
+    monkeypatch.setattr(LLMRegistry, "new_llm", staticmethod(lambda name: backup if name == "named" else None))
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(max_retries=0, fallbacks=("named",)), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.append([_Http(503)])
+    assert await texts(primary) == ["ok"]
+    assert backup.requests == [("scripted/named", ["hi"])]
+
+
+async def test_a_wrapped_fallback_is_called_without_its_own_retry_loop():
+    primary, (backup,), _handler = chain(max_retries=0)
+    other = RetryHandler(RetryPolicy.transient(max_retries=5), agent_name="other")
+    add_retry_capabilities_to_agent(LlmAgent(name="other", model=backup), other)
+    primary.scripts.append([_Http(503)])
+    backup.scripts.append([_Http(503)])
+    with no_waits(), pytest.raises(_Http):
+        await texts(primary)
+    assert len(backup.requests) == 1
+    assert other.stats.calls == 0
+
+
+# -- hedging ---------------------------------------------------------------------------------
+
+
+async def test_a_hedge_wins_on_a_slow_first_token_and_the_loser_is_closed():
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(hedge_after=0.05), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.extend([[5.0, said("slow")], [said("fast", partial=True), said("fast!")]])
+    req = request()
+    assert await texts(primary, req, stream=True) == ["fast", "fast!"]
+    assert primary.closed == 2  # the loser was cancelled and closed, the winner closed when done
+    assert (handler.stats.hedges, handler.stats.hedge_wins, handler.stats.attempts) == (1, 1, 2)
+    assert len(req.contents) == 2  # the hedge ran on a copy; only the stalled first attempt edited this one
+
+
+async def test_no_hedge_when_the_first_attempt_answers_in_time():
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(hedge_after=5.0), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    assert await texts(primary) == ["ok"]
+    assert handler.stats.hedges == 0
+    assert len(primary.requests) == 1
+
+
+async def test_the_first_attempt_wins_when_the_hedge_is_slower():
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(hedge_after=0.02), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.extend([[0.1, said("first")], [5.0, said("hedge")]])
+    assert await texts(primary) == ["first"]
+    assert handler.stats.hedges == 1
+    assert handler.stats.hedge_wins == 0
+    assert primary.closed == 2
+
+
+async def test_a_hedge_runs_on_the_next_model_and_the_call_continues_there():
+    primary, (backup,), handler = chain(hedge_after=0.02)
+    primary.scripts.append([5.0, said("slow")])
+    backup.scripts.append([said("backup")])
+    assert await texts(primary) == ["backup"]
+    assert handler.stats.answered_by == {"scripted/backup0": 1}
+    assert backup.requests[0][0] == "scripted/backup0"
+
+
+async def test_hedge_then_first_fails_hedge_answers():
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(hedge_after=0.02), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.extend([[0.05, _Http(503)], [0.1, said("hedge")]])
+    assert await texts(primary) == ["hedge"]
+
+
+async def test_a_hedge_needs_an_attempt_left():
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(hedge_after=0.01, max_retries=0), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.append([0.05, said("alone")])
+    assert await texts(primary) == ["alone"]
+    assert handler.stats.hedges == 0
+
+
+async def test_cancelling_the_caller_cancels_and_closes_both_attempts():
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(hedge_after=0.01), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.extend([[5.0, said("a")], [5.0, said("b")]])
+    task = asyncio.ensure_future(texts(primary))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert primary.closed == 2
+    assert len(primary.requests) == 2
+
+
+async def test_an_empty_first_attempt_does_not_win_over_a_hedge_with_content():
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(hedge_after=0.02), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.extend([[0.05, nothing()], [0.1, said("content")]])
+    assert await texts(primary) == ["content"]
+
+
+async def test_the_coroutine_api_hedges_too():
+    calls = 0
+
+    async def model_call() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(5.0 if calls == 1 else 0.0)
+        return f"answer {calls}"
+
+    handler = RetryHandler(RetryPolicy.transient(hedge_after=0.02))
+    assert await handler(model_call) == "answer 2"
+
+
+async def test_a_fallback_with_the_primarys_name_has_its_own_circuit():
+    """One model name behind two endpoints: the fallback's guards must not be the primary's."""
+    primary, backup = Recording(model="scripted/same"), Recording(model="scripted/same")
+    policy = RetryPolicy.transient(
+        max_retries=1,
+        fallbacks=(backup,),
+        breaker=CircuitBreaker(failure_threshold=1, cooldown=60),
+        store=MemoryStore(),
+    )
+    handler = RetryHandler(policy, agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.append([_Http(503)])
+    with no_waits():
+        assert await texts(primary) == ["ok"]
+        assert await texts(primary) == ["ok"]
+    assert len(primary.requests) == 1
+    assert len(backup.requests) == 2
+    assert handler.stats.answered_by == {"scripted/same#1": 2}
+
+
+async def test_every_fallbacks_circuit_open_gives_up_with_the_primarys_error():
+    events: list[RetryEvent] = []
+    primary, (backup,), _handler = chain(
+        max_retries=0, breaker=CircuitBreaker(failure_threshold=2, cooldown=60), store=MemoryStore(), events=events
+    )
+    primary.scripts.extend([[_Http(503)], [said("fine")], [_Http(503)]])
+    backup.scripts.extend([[_Http(503)], [_Http(503)]])
+    with no_waits():
+        with pytest.raises(_Http):
+            await texts(primary)  # one failure each
+        await texts(primary)  # the primary recovers; the backup's failure still counts
+        with pytest.raises(_Http):
+            await texts(primary)  # the backup's second failure opens its circuit
+        last = _Http(500)
+        primary.scripts.append([last])
+        with pytest.raises(_Http) as raised:
+            await texts(primary)  # the primary fails; its only fallback is open: give up, no request there
+    assert raised.value is last
+    assert len(backup.requests) == 2
+    assert events[-1].kind == "give_up"
+    assert events[-1].reason == "every fallback's circuit is open"
+    assert events[-1].attempt == 1
