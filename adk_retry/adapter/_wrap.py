@@ -23,6 +23,7 @@ from adk_retry.adapter._call_state import current_call
 from adk_retry.adapter._snapshot import restore, take
 from adk_retry.core._empty import is_empty_response, is_malformed_function_call
 from adk_retry.core._errors import EmptyResponseError, MalformedFunctionCallError
+from adk_retry.adapter._tokens import estimate_tokens, metered
 from adk_retry.engine._loop import RetryCall, RetryHandler, run_attempts
 from adk_retry.observability._stats import RetryStats
 from adk_retry.observability._views import live_models
@@ -183,6 +184,9 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
             start = lambda: _refusing_malformed(original(llm_request, stream))  # noqa: E731
         else:
             start = lambda: original(llm_request, stream)  # noqa: E731
+        if plan.rate_limited and plan.rate_limit is not None and plan.rate_limit.tpm is not None:
+            call.cost = estimate_tokens(model_name, llm_request)
+            start = metered(start, call)
         return run_attempts(
             call,
             start,

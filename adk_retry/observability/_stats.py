@@ -30,6 +30,9 @@ class RetryStats:
         budget_denials: retries refused because the retry budget was empty.
         breaker_rejections: calls refused at once because the circuit was open
             (counted in ``failures`` too; they made no attempt).
+        rate_limit_waited: seconds attempts waited for admission by a rate limit.
+        rate_limit_rejections: calls and retries a rate limit could not admit before
+            their deadline (a refused first attempt counts in ``failures`` too).
         breaker_transitions: breaker state changes seen, by ``"closed->open"`` etc.
         last_error: the most recent exception an attempt raised, if any.
 
@@ -47,6 +50,8 @@ class RetryStats:
     slept: float = 0.0
     budget_denials: int = 0
     breaker_rejections: int = 0
+    rate_limit_waited: float = 0.0
+    rate_limit_rejections: int = 0
     breaker_transitions: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     last_error: BaseException | None = None
@@ -68,6 +73,8 @@ class RetryStats:
             "slept": round(self.slept, 6),
             "budget_denials": self.budget_denials,
             "breaker_rejections": self.breaker_rejections,
+            "rate_limit_waited": round(self.rate_limit_waited, 6),
+            "rate_limit_rejections": self.rate_limit_rejections,
             "breaker_transitions": dict(self.breaker_transitions),
             "errors": dict(self.errors),
             "last_error": None if error is None else redact(f"{type(error).__name__}: {safe_text(error)}"),
