@@ -270,22 +270,36 @@ def reserve(
     if state.not_before > now:
         start = state.not_before + u * state.spread
     requests = _admission_rate(state, rate, adaptive)
-    tokens = state.tokens
+    tokens, base = state.tokens, now
     if requests > 0.0:
-        tokens = refill(state.tokens, state.updated, now, requests, burst)
-        start = max(start, now + max(0.0, 1.0 - tokens) / requests)
-    ttokens = state.ttokens
+        tokens, base, ready = _ready(state.tokens, state.updated, now, requests, burst, 1.0)
+        start = max(start, ready)
+    ttokens, tbase = state.ttokens, now
     if token_rate > 0.0:
-        ttokens = refill(state.ttokens, state.tupdated, now, token_rate, token_rate)
-        start = max(start, now + max(0.0, min(cost, token_rate) - ttokens) / token_rate)
+        ttokens, tbase, ready = _ready(state.ttokens, state.tupdated, now, token_rate, token_rate, min(cost, token_rate))
+        start = max(start, ready)
     wait = start - now
     if wait > max_wait:
         return state, Reservation(False, wait)
     if requests > 0.0:
-        state = replace(state, tokens=tokens - 1.0, updated=now)
+        state = replace(state, tokens=tokens - 1.0, updated=base)
     if token_rate > 0.0:
-        state = replace(state, ttokens=ttokens - cost, tupdated=now)
+        state = replace(state, ttokens=ttokens - cost, tupdated=tbase)
     return state, Reservation(True, wait)
+
+
+def _ready(
+    tokens: float, updated: float, now: float, rate: float, capacity: float, need: float
+) -> tuple[float, float, float]:
+    """A bucket's content, the time it is computed at, and when it holds ``need``.
+
+    The bucket is computed at ``now``, or at ``updated`` when that is later
+    (a bucket paused by a hint refills only from then on).
+    """
+    base = max(now, updated) if updated else now
+    tokens = refill(tokens, updated, base, rate, capacity)
+    ready = now if tokens >= need else base + (need - tokens) / rate
+    return tokens, base, ready
 
 
 def hold_after_hint(state: RateState, now: float, hint: float, *, rate: float, burst: float) -> RateState:

@@ -238,19 +238,26 @@ local requests = rate
 if adaptive and s.rate > 0 then
   if rate <= 0 then requests = s.rate else requests = math.min(rate, s.rate) end
 end
-local tokens, ttokens = s.tokens, s.ttokens
+local function ready(tokens, updated, rate, capacity, need)
+  local base = now
+  if updated ~= 0 then base = math.max(now, updated) end
+  tokens = refill(tokens, updated, base, rate, capacity)
+  if tokens >= need then return tokens, base, now end
+  return tokens, base, base + (need - tokens) / rate
+end
+local tokens, base, ttokens, tbase, at = s.tokens, now, s.ttokens, now, now
 if requests > 0 then
-  tokens = refill(s.tokens, s.updated, now, requests, burst)
-  start = math.max(start, now + math.max(0, 1 - tokens) / requests)
+  tokens, base, at = ready(s.tokens, s.updated, requests, burst, 1)
+  start = math.max(start, at)
 end
 if token_rate > 0 then
-  ttokens = refill(s.ttokens, s.tupdated, now, token_rate, token_rate)
-  start = math.max(start, now + math.max(0, math.min(cost, token_rate) - ttokens) / token_rate)
+  ttokens, tbase, at = ready(s.ttokens, s.tupdated, token_rate, token_rate, math.min(cost, token_rate))
+  start = math.max(start, at)
 end
 local wait = start - now
 if wait > max_wait then return {0, num(wait)} end
-if requests > 0 then s.tokens = tokens - 1; s.updated = now end
-if token_rate > 0 then s.ttokens = ttokens - cost; s.tupdated = now end
+if requests > 0 then s.tokens = tokens - 1; s.updated = base end
+if token_rate > 0 then s.ttokens = ttokens - cost; s.tupdated = tbase end
 if requests > 0 or token_rate > 0 then save(KEYS[1], s, ARGV[9]) end
 return {1, num(wait)}
 """
