@@ -12,7 +12,7 @@ from typing import Any
 
 from adk_retry import RetryPolicy
 
-__all__ = ["breaker", "budget", "has_field", "missing"]
+__all__ = ["breaker", "budget", "has_field", "missing", "rate_limit"]
 
 
 def has_field(name: str) -> bool:
@@ -50,3 +50,12 @@ def breaker() -> dict[str, Any] | None:
     from adk_retry.core._breaker import CircuitBreaker
 
     return {"breaker": CircuitBreaker(), **_fresh_store()}
+
+
+def rate_limit(**fields: Any) -> dict[str, Any] | None:
+    """``RetryPolicy`` keyword arguments for ``RateLimit(**fields)``, or None if there is no limiter."""
+    if not has_field("rate_limit"):
+        return None
+    from adk_retry.core._limit import RateLimit
+
+    return {"rate_limit": RateLimit(**fields), **_fresh_store()}

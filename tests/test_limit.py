@@ -54,10 +54,13 @@ def test_frozen_and_on_the_policy() -> None:
     with pytest.raises(ValidationError):
         limit.rpm = 1  # type: ignore[misc]
     policy = RetryPolicy(rate_limit=limit)
-    assert policy.plan.rate_limited and policy.plan.guarded
+    assert policy.plan.rate_limited
+    assert policy.plan.guarded
     assert not RetryPolicy().plan.rate_limited
-    assert limit.rate == 2.0 and limit.token_rate == 0.0
-    assert not RateLimit(max_concurrency=2).metered and RateLimit(adaptive=True).metered
+    assert limit.rate == 2.0
+    assert limit.token_rate == 0.0
+    assert not RateLimit(max_concurrency=2).metered
+    assert RateLimit(adaptive=True).metered
 
 
 def test_the_scope_key_follows_scope_and_key() -> None:
@@ -130,7 +133,8 @@ def test_a_refusal_says_how_long_it_would_have_waited_and_changes_nothing() -> N
     after, reservation = reserve(
         state, 100.0, rate=1.0, burst=1.0, token_rate=0.0, cost=0.0, max_wait=0.5, u=0.0, adaptive=False
     )
-    assert not reservation.admitted and reservation.wait == pytest.approx(1.0)
+    assert not reservation.admitted
+    assert reservation.wait == pytest.approx(1.0)
     assert after == state
 
 
@@ -189,7 +193,8 @@ def test_clock_rate_counts_half_second_windows_smoothed() -> None:
     state = RateState()
     for t in [10.0 + 0.05 * i for i in range(10)]:  # 10 responses in [10.0, 10.5)
         state = clock_rate(state, t)
-    assert state.measured == 0.0 and state.count == 10.0
+    assert state.measured == 0.0
+    assert state.count == 10.0
     state = clock_rate(state, 10.5)  # the window closes: 11 in 0.5 s
     assert state.measured == pytest.approx(0.8 * 22.0)
     for t in (10.6, 10.7, 10.8, 10.9):
@@ -258,9 +263,11 @@ def test_the_first_throttle_of_a_stampede_sees_how_fast_it_came() -> None:
 
 def test_feedback_corrects_the_token_debt_and_holds_on_a_hint() -> None:
     state = feedback(RateState(ttokens=10.0), 5.0, throttled=False, sent_at=4.0, adaptive=False, tokens=30.0)
-    assert state.ttokens == -20.0 and state.not_before == 0.0
+    assert state.ttokens == -20.0
+    assert state.not_before == 0.0
     state = feedback(state, 5.0, throttled=True, sent_at=4.0, adaptive=False, hint=0.5, rate=2.0)
-    assert state.not_before == 5.5 and state.spread == 0.5
+    assert state.not_before == 5.5
+    assert state.spread == 0.5
     assert state.rate == 0.0  # not adaptive: nothing learnt
 
 

@@ -18,7 +18,7 @@ from adk_retry.guards._store import MemoryStore
 from tests.redis_server import RedisServer, running_redis
 
 pytest.importorskip("redis.asyncio")
-from adk_retry.guards._redis import RedisStore  # noqa: E402
+from adk_retry.guards._redis import RedisStore
 
 pytestmark = pytest.mark.redis
 
@@ -145,9 +145,18 @@ async def test_two_processes_hold_one_limit_together(redis_server: RedisServer, 
     calls = 10
     processes = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WORKER, redis_server.url, prefix, repr(start), str(calls),
-            cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-c",
+            WORKER,
+            redis_server.url,
+            prefix,
+            repr(start),
+            str(calls),
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         for _ in range(2)
     ]
     sent: list[float] = []

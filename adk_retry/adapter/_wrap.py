@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from adk_retry.adapter import _layers as layers
 from adk_retry.adapter._call_state import current_call
 from adk_retry.adapter._snapshot import restore, take
+from adk_retry.adapter._tokens import estimate_tokens, metered
 from adk_retry.core._empty import is_empty_response, is_malformed_function_call
 from adk_retry.core._errors import EmptyResponseError, MalformedFunctionCallError
-from adk_retry.adapter._tokens import estimate_tokens, metered
 from adk_retry.engine._loop import RetryCall, RetryHandler, run_attempts
 from adk_retry.observability._stats import RetryStats
 from adk_retry.observability._views import live_models

@@ -276,7 +276,9 @@ def reserve(
         start = max(start, ready)
     ttokens, tbase = state.ttokens, now
     if token_rate > 0.0:
-        ttokens, tbase, ready = _ready(state.ttokens, state.tupdated, now, token_rate, token_rate, min(cost, token_rate))
+        ttokens, tbase, ready = _ready(
+            state.ttokens, state.tupdated, now, token_rate, token_rate, min(cost, token_rate)
+        )
         start = max(start, ready)
     wait = start - now
     if wait > max_wait:

@@ -124,9 +124,7 @@ class Plan:
         # The one flag the loop branches on before each attempt: calls without a limit pay nothing.
         self.rate_limited = policy.rate_limit is not None
         self.adaptive = policy.adaptive
-        self.guarded = (
-            policy.budget is not None or policy.breaker is not None or policy.adaptive or self.rate_limited
-        )
+        self.guarded = policy.budget is not None or policy.breaker is not None or policy.adaptive or self.rate_limited
         self.store = policy.store
         self.owns_lower = owns_lower
         self.timeout = policy.timeout

@@ -123,7 +123,10 @@ class StateStore(Protocol):
         ...
 
     async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
-        """Take one of ``limit`` concurrency slots of ``key`` for ``holder`` until ``now + lease``; False when all are taken."""
+        """Take one of ``limit`` concurrency slots of ``key`` for ``holder`` until ``now + lease``.
+
+        False when all are taken (slots whose lease ran out are free again).
+        """
         ...
 
     async def release_slot(self, key: str, holder: str) -> None:

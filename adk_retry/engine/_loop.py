@@ -29,8 +29,8 @@ from adk_retry.core._checks import require_timing
 from adk_retry.core._decide import Failure, GiveUp, decide
 from adk_retry.core._errors import CircuitOpenError, RateLimitedError
 from adk_retry.core._events import EventKind, RetryEvent, global_hooks
-from adk_retry.core._policy import PolicyLike, as_policy
 from adk_retry.core._hints import retry_after
+from adk_retry.core._policy import PolicyLike, as_policy
 from adk_retry.core._rules import ErrorRule, RecoveryContext
 from adk_retry.core._transient import RATE_LIMIT, error_class
 from adk_retry.guards import _limiter
@@ -479,7 +479,9 @@ class RetryCall:
         up with the failure it was retrying, both with nothing sent.
         """
         limit, keys = self.plan.rate_limit, self.keys
-        assert limit is not None and keys is not None and keys.limit is not None
+        assert limit is not None
+        assert keys is not None
+        assert keys.limit is not None
         max_wait = limit.max_wait if not self.plan.timed else max(0.0, self.time_left())
         handler = self.handler
         refused: _limiter.Refused | None = None
@@ -521,7 +523,8 @@ class RetryCall:
             self._give_up(failure, reason)
             raise failure.error
         keys = self.keys
-        assert keys is not None and keys.limit is not None
+        assert keys is not None
+        assert keys.limit is not None
         error = RateLimitedError(self.model or keys.limit, refused.wait, refused.limit)
         self.attempt = 0  # refused: no attempt was made
         if self.observer is not None:
@@ -537,7 +540,9 @@ class RetryCall:
             return
         self.ticket = None
         limit, keys = self.plan.rate_limit, self.keys
-        assert limit is not None and keys is not None and keys.limit is not None
+        assert limit is not None
+        assert keys is not None
+        assert keys.limit is not None
         store = self._store()
         throttled, hint, tokens = False, None, 0.0
         if exc is None:

@@ -24,6 +24,7 @@ attempt's answer is folded into the limit (:func:`report`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import uuid
@@ -72,10 +73,8 @@ class _Waiter:
 
     def wake(self) -> None:
         # The queue is shared by every thread's loop (sync Runner turns): wake on the waiter's own.
-        try:
+        with contextlib.suppress(RuntimeError):  # its loop has closed: nobody is waiting there any more
             self.loop.call_soon_threadsafe(self.event.set)
-        except RuntimeError:  # its loop has closed: nobody is waiting there any more
-            pass
 
 
 _queues: dict[tuple[int, str], deque[_Waiter]] = {}
@@ -95,9 +94,10 @@ async def _slot(store: StateStore, key: str, limit: RateLimit, max_wait: float, 
     queue.append(me)
     try:
         while True:
-            if queue[0] is me:
-                if await store.acquire_slot(key, holder, now(), limit=limit.max_concurrency, lease=limit.lease):
-                    return holder, loop.time() - started
+            if queue[0] is me and await store.acquire_slot(
+                key, holder, now(), limit=limit.max_concurrency, lease=limit.lease
+            ):
+                return holder, loop.time() - started
             left = max_wait - (loop.time() - started)
             if left <= 0.0:
                 raise Refused(loop.time() - started, "concurrency")

@@ -743,7 +743,7 @@ class RedisStore:
 
         async def remote() -> Reservation:
             args = [_arg(now), _arg(rate), _arg(burst), _arg(token_rate), _arg(cost)]
-            args += [_arg(max_wait), _arg(u), "1" if adaptive else "0", _ms(self.ttl)]
+            args += [_arg(max_wait), _arg(u), "1" if adaptive else "0", str(_ms(self.ttl))]
             admitted, wait = await self._reserve(keys=[self.rate_key(key)], args=args, client=self._redis())
             return Reservation(bool(int(admitted)), float(_text(wait)))
 
@@ -779,7 +779,7 @@ class RedisStore:
 
         async def remote() -> float:
             args = [_arg(now), "1" if throttled else "0", _arg(sent_at), "1" if adaptive else "0"]
-            args += ["" if hint is None else _arg(hint), _arg(rate), _arg(burst), _arg(tokens), _ms(self.ttl)]
+            args += ["" if hint is None else _arg(hint), _arg(rate), _arg(burst), _arg(tokens), str(_ms(self.ttl))]
             reply = await self._rate_feedback(keys=[self.rate_key(key)], args=args, client=self._redis())
             return float(_text(reply))
 
@@ -811,13 +811,11 @@ class RedisStore:
         """See :meth:`StateStore.acquire_slot`."""
 
         async def remote() -> bool:
-            args = [_arg(now), holder, int(limit), _arg(now + lease), _ms(max(self.ttl, 2.0 * lease))]
+            args = [_arg(now), holder, str(int(limit)), _arg(now + lease), str(_ms(max(self.ttl, 2.0 * lease)))]
             reply = await self._acquire_slot(keys=[self.slots_key(key)], args=args, client=self._redis())
             return bool(int(reply))
 
-        return await self._run(
-            remote, lambda: self.fallback.acquire_slot(key, holder, now, limit=limit, lease=lease)
-        )
+        return await self._run(remote, lambda: self.fallback.acquire_slot(key, holder, now, limit=limit, lease=lease))
 
     async def release_slot(self, key: str, holder: str) -> None:
         """See :meth:`StateStore.release_slot`."""
