@@ -264,10 +264,10 @@ def _has_adk_fallback() -> str:
 
 
 def _limited(target: Target) -> Generate:
-    """adk_retry ``transient()`` with the limiter configured at exactly the provider's rate and burst."""
+    """adk_retry ``transient()`` with the limiter configured at exactly the provider's rate (its default burst, 1)."""
     if target.rate is None:
         raise ValueError("the configured limiter needs the provider's rate")
-    fields = features.rate_limit(rpm=target.rate * 60.0, burst=float(target.burst or 1))
+    fields = features.rate_limit(rpm=target.rate * 60.0)
     if fields is None:
         raise RuntimeError("this variant's feature is missing")  # filtered out by why_missing
     return with_retry(lite_llm(target.urls[0]), RetryPolicy.transient(**fields)).generate_content_async
@@ -303,7 +303,7 @@ def variants() -> list[Variant]:
         ),
         Variant(
             "limiter",
-            "adk_retry limiter (configured): `transient(rate_limit=RateLimit(rpm=capacity, burst=burst))`",
+            "adk_retry limiter (configured): `transient(rate_limit=RateLimit(rpm=60 * capacity))`",
             _limited,
             {RATE},
             "" if features.has_field("rate_limit") else features.missing("rate_limit"),

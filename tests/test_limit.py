@@ -114,6 +114,8 @@ def _reserve(state: RateState, now: float, **kwargs: float | bool) -> tuple[Rate
         ({"token_rate": 10.0, "cost": 25.0}, [100.0, 100.0], [0.0, 2.5]),
         # requests and tokens together: the later of the two.
         ({"rate": 10.0, "token_rate": 10.0, "cost": 5.0}, [100.0, 100.0, 100.0], [0.0, 0.1, 0.5]),
+        # a horizon: no place further ahead than it (None), the wait is reported all the same.
+        ({"rate": 2.0, "horizon": 0.6}, [100.0] * 4, [0.0, 0.5, None, None]),
         # no limit at all (adaptive, nothing learnt yet): everyone at once.
         ({"adaptive": True}, [100.0, 100.0, 100.0], [0.0, 0.0, 0.0]),
     ],
@@ -302,14 +304,14 @@ def test_a_fleet_converges_on_the_providers_rate() -> None:
 async def test_memory_store_reserves_in_order_and_holds_on_a_hint() -> None:
     store = MemoryStore()
     kwargs = {"rate": 2.0, "burst": 1.0, "token_rate": 0.0, "cost": 0.0, "max_wait": 10.0, "u": 0.0}
-    waits = [(await store.reserve("k", 100.0, adaptive=False, **kwargs)).wait for _ in range(3)]
+    waits = [(await store.reserve("k", 100.0, adaptive=False, horizon=9.0, **kwargs)).wait for _ in range(3)]
     assert waits == [0.0, 0.5, 1.0]
     assert await store.hold("k") == (0.0, 0.0)
     await store.rate_feedback(
         "k", 100.0, throttled=True, sent_at=99.0, adaptive=False, hint=3.0, rate=2.0, burst=1.0, tokens=0.0
     )
     assert await store.hold("k") == (103.0, 3.0)
-    assert (await store.reserve("other", 100.0, adaptive=False, **kwargs)).wait == 0.0  # keys are apart
+    assert (await store.reserve("other", 100.0, adaptive=False, horizon=9.0, **kwargs)).wait == 0.0  # keys are apart
 
 
 async def test_memory_store_learns_a_rate() -> None:

@@ -261,3 +261,14 @@ async def test_adaptive_learns_from_429s_and_paces_the_scope() -> None:
     await retry(ok)
     assert clock.slept
     assert clock.slept[-1] == pytest.approx(1.0 / learnt, rel=0.2)
+
+
+async def test_callers_woken_together_by_a_late_loop_still_leave_one_interval_apart() -> None:
+    clock = Clock()
+    store = MemoryStore()
+    # Both slots have passed by the time a lagging loop wakes their callers: they leave spaced anyway.
+    waits = [await _limiter._spaced(store, "k", 0.25, clock, clock.sleep) for _ in range(2)]
+    assert waits[0] == 0.0
+    assert waits[1] == pytest.approx(0.25)
+    clock.now += 10.0
+    assert await _limiter._spaced(store, "k", 0.25, clock, clock.sleep) == 0.0  # spaced arrivals wait nothing

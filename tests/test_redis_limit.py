@@ -54,6 +54,7 @@ SCRIPT: list[tuple[str, dict[str, object]]] = [
     ("reserve", {"now": 100.4, "rate": 2.0, "burst": 2.0, "token_rate": 10.0, "cost": 1.0, "u": 0.7}),
     ("reserve", {"now": 100.4, "rate": 2.0, "burst": 2.0, "token_rate": 0.0, "cost": 1.0, "u": 0.7, "max_wait": 0.5}),
     ("hold", {}),
+    ("reserve", {"now": 100.5, "rate": 2.0, "burst": 2.0, "token_rate": 0.0, "cost": 0.0, "u": 0.0, "horizon": 0.1}),
 ] + [  # adaptive: a run of answers across windows, throttles among them
     ("feedback", {"now": 200.0 + 0.07 * i, "throttled": i % 9 == 4, "sent_at": 200.0 + 0.07 * i - 0.05,
                   "hint": None, "tokens": 0.0, "adaptive": True})
@@ -74,9 +75,10 @@ async def _play(store: MemoryStore | RedisStore) -> list[object]:
                 a.pop("now"),  # type: ignore[arg-type]
                 max_wait=a.pop("max_wait", 60.0),  # type: ignore[arg-type]
                 adaptive=a.pop("adaptive", False),  # type: ignore[arg-type]
+                horizon=a.pop("horizon", 60.0),  # type: ignore[arg-type]
                 **a,  # type: ignore[arg-type]
             )
-            out.append((reservation.admitted, reservation.wait))
+            out.append((reservation.admitted, reservation.wait, reservation.interval))
         elif op == "feedback":
             out.append(
                 await store.rate_feedback(
@@ -109,7 +111,9 @@ async def test_redis_slots(store: RedisStore) -> None:
     assert await store.acquire_slot("k", "d", 15.0, limit=2, lease=5.0)  # the leases ran out
     client = store.client
     assert await client.pttl(store.slots_key("k")) > 0
-    await store.reserve("k", 1.0, rate=1.0, burst=1.0, token_rate=0.0, cost=0.0, max_wait=1.0, u=0.0, adaptive=False)
+    await store.reserve(
+        "k", 1.0, rate=1.0, burst=1.0, token_rate=0.0, cost=0.0, max_wait=1.0, u=0.0, adaptive=False, horizon=1.0
+    )
     assert 0 < await client.pttl(store.rate_key("k")) <= store.ttl * 1000
 
 

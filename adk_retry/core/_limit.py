@@ -48,7 +48,7 @@ smoothed 0.8), a throttle sets ``w_max`` to the rate in use and cuts it to
 ``0.4 * (t - K)**3 + w_max`` with ``K = cbrt(w_max * (1 - 0.7) / 0.4)``,
 never above twice the measured rate, never below 0.5 requests/s. One change
 from botocore, as TCP CUBIC does it once per window: a throttle of a request
-sent *before* the latest decrease does not decrease again (with 80 callers
+admitted (its place reserved) *before* the latest decrease does not decrease again (with 80 callers
 in flight, 80 429s of one wave would otherwise cut the rate by 0.7**80).
 The rate lives in the store, so a fleet shares it (:func:`feedback`).
 
@@ -96,6 +96,14 @@ SMOOTHING = 0.8
 """Weight of the newest window in the measured rate (botocore's ``RateClocker._DEFAULT_SMOOTHING``)."""
 WINDOW = 0.5
 """Seconds per window of the measured rate (botocore's ``RateClocker._TIME_BUCKET_RANGE``)."""
+HORIZON = 0.5
+"""Adaptive mode reserves no further ahead than this: a caller with a longer wait asks again after it.
+
+A place reserved at a rate that has changed since would keep its old time
+(measured: 80 places reserved at a first, low estimate kept the fleet at
+2 requests/s for 30 s while the learnt rate had doubled). botocore's bucket
+re-evaluates its waiters on every rate change for the same reason.
+"""
 
 
 class RateLimit(BaseModel):
@@ -204,6 +212,8 @@ class Reservation:
 
     admitted: bool
     wait: float
+    interval: float = 0.0
+    """Seconds between requests at the rate in force (0: no request rate)."""
 
 
 def refill(tokens: float, updated: float, now: float, rate: float, capacity: float) -> float:
@@ -239,6 +249,7 @@ def reserve(
     max_wait: float,
     u: float,
     adaptive: bool,
+    horizon: float = math.inf,
 ) -> tuple[RateState, Reservation]:
     """How long until this call may go; and, when that is within ``max_wait``, its place taken.
 
@@ -257,6 +268,9 @@ def reserve(
         max_wait: the longest wait the caller accepts.
         u: the caller's uniform draw in [0, 1), for the spread after a hint.
         adaptive: use the learnt rate (``state.rate``) when there is one.
+        horizon: take no place further ahead than this (:data:`HORIZON` in
+            adaptive mode): a longer wait is reported, not admitted, and the
+            caller asks again later (``wait <= max_wait`` tells it from a refusal).
 
     Example:
         >>> state, first = reserve(RateState(), 100.0, rate=2.0, burst=1.0, token_rate=0.0, cost=0.0,
@@ -281,13 +295,14 @@ def reserve(
         )
         start = max(start, ready)
     wait = start - now
-    if wait > max_wait:
-        return state, Reservation(False, wait)
+    interval = 1.0 / requests if requests > 0.0 else 0.0
+    if wait > max_wait or wait > horizon:
+        return state, Reservation(False, wait, interval)
     if requests > 0.0:
         state = replace(state, tokens=tokens - 1.0, updated=base)
     if token_rate > 0.0:
         state = replace(state, ttokens=ttokens - cost, tupdated=tbase)
-    return state, Reservation(True, wait)
+    return state, Reservation(True, wait, interval)
 
 
 def _ready(

@@ -95,6 +95,7 @@ class StateStore(Protocol):
         max_wait: float,
         u: float,
         adaptive: bool,
+        horizon: float,
     ) -> Reservation:
         """Take this call's place in rate limit ``key``: :func:`adk_retry.core._limit.reserve`, atomically."""
         ...

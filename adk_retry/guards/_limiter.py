@@ -13,6 +13,12 @@ they say, in order, for one attempt:
    rate): one store operation reserves it and says how long to wait, which
    is then slept (not under ``no_waits``). A caller that slept looks at the
    scope's hint once more: one that arrived meanwhile holds it too.
+3. the spacing between this process's *actual* releases: a busy event loop
+   wakes sleepers late, and callers whose slots have all passed would reach
+   the provider together (measured: 0.07 429s per success at exactly the
+   capacity, where a pacer that spaces actual releases had none). So each
+   release also waits until one interval of the rate in force after this
+   process's previous release of the scope.
 
 Whatever would end past the deadline is refused at once with :class:`Refused`
 (the engine turns it into :class:`~adk_retry.core._errors.RateLimitedError`
@@ -32,7 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from adk_retry.core import _clock as clock
-from adk_retry.core._limit import RateLimit
+from adk_retry.core._limit import HORIZON, RateLimit
 from adk_retry.core._store import StateStore
 
 __all__ = ["POLL", "Refused", "Ticket", "admit", "release", "report"]
@@ -59,7 +65,7 @@ class Refused(Exception):
 
 @dataclass(slots=True)
 class Ticket:
-    """One admitted attempt: its concurrency slot (if any), when it was sent, what it waited."""
+    """One admitted attempt: its concurrency slot (if any), when its place was reserved, what it waited."""
 
     holder: str | None
     sent_at: float
@@ -78,6 +84,8 @@ class _Waiter:
 
 
 _queues: dict[tuple[int, str], deque[_Waiter]] = {}
+_released: dict[tuple[int, str], float] = {}
+"""Per (store, scope): the wall time this process's latest admitted request was released at."""
 
 
 async def _slot(store: StateStore, key: str, limit: RateLimit, max_wait: float, now: clock.Clock) -> tuple[str, float]:
@@ -142,6 +150,9 @@ async def admit(
     waited = 0.0
     if limit.max_concurrency is not None:
         holder, waited = await _slot(store, key, limit, max_wait, now)
+    # When its place was reserved, at the rate in force then: a throttle of a request reserved
+    # before the latest cut was paced by the old rate, and must not cut the new one again.
+    reserved_at = now()
     try:
         if limit.metered:
             waited += await _place(store, key, limit, cost=cost, max_wait=max_wait - waited, u=u, now=now, sleep=sleep)
@@ -150,7 +161,7 @@ async def admit(
         if holder is not None:
             await _give_back(store, key, holder)
         raise
-    return Ticket(holder, now(), waited)
+    return Ticket(holder, reserved_at, waited)
 
 
 async def _place(
@@ -164,33 +175,69 @@ async def _place(
     now: clock.Clock,
     sleep: clock.Sleep,
 ) -> float:
-    """Reserve a place in the rate buckets and wait for it; returns the seconds waited."""
-    reservation = await store.reserve(
-        key,
-        now(),
-        rate=limit.rate,
-        burst=limit.burst,
-        token_rate=limit.token_rate,
-        cost=cost,
-        max_wait=max(0.0, max_wait),
-        u=u,
-        adaptive=limit.adaptive,
-    )
-    if not reservation.admitted:
-        raise Refused(reservation.wait, "rate")
+    """Reserve a place in the rate buckets and wait for it; returns the seconds waited.
+
+    Adaptive mode reserves at most :data:`~adk_retry.core._limit.HORIZON`
+    ahead: a caller told to wait longer sleeps that long and asks again, so a
+    rate learnt meanwhile applies to it.
+    """
+    horizon = HORIZON if limit.adaptive else math.inf
+    asked = 0.0
+    while True:
+        reservation = await store.reserve(
+            key,
+            now(),
+            rate=limit.rate,
+            burst=limit.burst,
+            token_rate=limit.token_rate,
+            cost=cost,
+            max_wait=max(0.0, max_wait - asked),
+            u=u,
+            adaptive=limit.adaptive,
+            horizon=horizon,
+        )
+        if reservation.admitted:
+            break
+        if reservation.wait > max_wait - asked:
+            raise Refused(asked + reservation.wait, "rate")
+        if not clock.waits_enabled():
+            return asked + reservation.wait  # under no_waits nothing waits, so nothing is reserved either
+        later = min(reservation.wait, horizon)
+        await sleep(later)
+        asked += later
     wait = reservation.wait
-    if wait <= 0.0 or not clock.waits_enabled():
-        return wait
-    await sleep(wait)
-    # A hint that came while this caller slept holds it too (its place was taken before it).
-    not_before, spread = await store.hold(key)
-    more = not_before + u * spread - now()
-    if not_before and more > 0.0:
-        if wait + more > max_wait:
-            raise Refused(wait + more, "rate")
-        await sleep(more)
-        wait += more
-    return wait
+    if not clock.waits_enabled():
+        return asked + wait
+    if wait > 0.0:
+        await sleep(wait)
+        # A hint that came while this caller slept holds it too (its place was taken before it).
+        not_before, spread = await store.hold(key)
+        more = not_before + u * spread - now()
+        if not_before and more > 0.0:
+            if wait + more > max_wait:
+                raise Refused(wait + more, "rate")
+            await sleep(more)
+            wait += more
+    if reservation.interval > 0.0:
+        wait += await _spaced(store, key, reservation.interval, now, sleep)
+    return asked + wait
+
+
+async def _spaced(store: StateStore, key: str, interval: float, now: clock.Clock, sleep: clock.Sleep) -> float:
+    """Wait until ``interval`` after this process's previous release of ``key``; returns the seconds waited.
+
+    The turn is taken before sleeping, so callers woken together leave one interval apart.
+    """
+    scope = (id(store), key)
+    at = now()
+    turn = max(at, _released.get(scope, -math.inf) + interval)
+    if len(_released) > 4096:  # scopes made on the fly must not grow this without bound
+        _released.clear()
+    _released[scope] = turn
+    if turn <= at:
+        return 0.0
+    await sleep(turn - at)
+    return turn - at
 
 
 async def _give_back(store: StateStore, key: str, holder: str) -> None:

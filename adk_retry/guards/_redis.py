@@ -223,8 +223,8 @@ end
 """
 )
 
-# KEYS[1] rate hash; ARGV now, rate, burst, token_rate, cost, max_wait, u, adaptive, ttl_ms.
-# Returns {admitted, wait}.
+# KEYS[1] rate hash; ARGV now, rate, burst, token_rate, cost, max_wait, u, adaptive, ttl_ms, horizon.
+# Returns {admitted, wait, interval}.
 _RESERVE = (
     _LUA_RATE
     + """
@@ -255,11 +255,13 @@ if token_rate > 0 then
   start = math.max(start, at)
 end
 local wait = start - now
-if wait > max_wait then return {0, num(wait)} end
+local interval = 0
+if requests > 0 then interval = 1 / requests end
+if wait > max_wait or wait > tonumber(ARGV[10]) then return {0, num(wait), num(interval)} end
 if requests > 0 then s.tokens = tokens - 1; s.updated = base end
 if token_rate > 0 then s.ttokens = ttokens - cost; s.tupdated = tbase end
 if requests > 0 or token_rate > 0 then save(KEYS[1], s, ARGV[9]) end
-return {1, num(wait)}
+return {1, num(wait), num(interval)}
 """
 )
 
@@ -738,14 +740,16 @@ class RedisStore:
         max_wait: float,
         u: float,
         adaptive: bool,
+        horizon: float,
     ) -> Reservation:
         """See :meth:`StateStore.reserve`."""
 
         async def remote() -> Reservation:
             args = [_arg(now), _arg(rate), _arg(burst), _arg(token_rate), _arg(cost)]
             args += [_arg(max_wait), _arg(u), "1" if adaptive else "0", str(_ms(self.ttl))]
-            admitted, wait = await self._reserve(keys=[self.rate_key(key)], args=args, client=self._redis())
-            return Reservation(bool(int(admitted)), float(_text(wait)))
+            args.append(_arg(min(horizon, max_wait)))  # finite: Lua reads no "inf"
+            admitted, wait, interval = await self._reserve(keys=[self.rate_key(key)], args=args, client=self._redis())
+            return Reservation(bool(int(admitted)), float(_text(wait)), float(_text(interval)))
 
         return await self._run(
             remote,
@@ -759,6 +763,7 @@ class RedisStore:
                 max_wait=max_wait,
                 u=u,
                 adaptive=adaptive,
+                horizon=horizon,
             ),
         )
 

@@ -128,6 +128,7 @@ class MemoryStore:
         max_wait: float,
         u: float,
         adaptive: bool,
+        horizon: float,
     ) -> Reservation:
         """See :meth:`StateStore.reserve`."""
         with self._lock:
@@ -141,6 +142,7 @@ class MemoryStore:
                 max_wait=max_wait,
                 u=u,
                 adaptive=adaptive,
+                horizon=horizon,
             )
             self._rates[key] = state
             return reservation
