@@ -416,7 +416,7 @@ def feedback(
     ``rate`` and ``burst`` are the configured request limits (the ceiling in adaptive mode).
 
     Example:
-        >>> state = feedback(RateState(measured=20.0, window=1.0), 5.0, throttled=True, sent_at=4.9, adaptive=True)
+        >>> state = feedback(RateState(measured=20.0, window=5.0), 5.0, throttled=True, sent_at=4.9, adaptive=True)
         >>> round(state.rate, 6), state.w_max, state.last_fail
         (14.0, 20.0, 5.0)
     """
