@@ -26,8 +26,15 @@ from adk_retry.adapter._callbacks import create_retry_callbacks
 from adk_retry.adapter._plugin import RetryPlugin
 from adk_retry.core._breaker import CircuitBreaker
 from adk_retry.core._budget import RetryBudget
-from adk_retry.core._errors import AdkRetryError, CircuitOpenError, EmptyResponseError, MalformedFunctionCallError
+from adk_retry.core._errors import (
+    AdkRetryError,
+    CircuitOpenError,
+    EmptyResponseError,
+    MalformedFunctionCallError,
+    RateLimitedError,
+)
 from adk_retry.core._events import RetryEvent
+from adk_retry.core._limit import RateLimit
 from adk_retry.core._policy import LogTemplates, RetryPolicy
 from adk_retry.core._rules import ErrorRule, RecoveryContext
 from adk_retry.engine._loop import RetryHandler
@@ -44,6 +51,8 @@ __all__ = [
     "ErrorRule",
     "LogTemplates",
     "MalformedFunctionCallError",
+    "RateLimit",
+    "RateLimitedError",
     "RecoveryContext",
     "RetryBudget",
     "RetryEvent",

@@ -12,7 +12,7 @@ from typing import Any
 
 from adk_retry import RetryPolicy
 
-__all__ = ["breaker", "budget", "has_field", "missing", "waiting_breaker"]
+__all__ = ["breaker", "budget", "has_field", "missing", "rate_limit", "waiting_breaker"]
 
 
 def has_field(name: str) -> bool:
@@ -65,3 +65,12 @@ def waiting_breaker() -> dict[str, Any] | None:
     if "max_wait" not in CircuitBreaker.model_fields:
         return None
     return {"breaker": CircuitBreaker(), "timeout": 30.0, **_fresh_store()}
+
+
+def rate_limit(**fields: Any) -> dict[str, Any] | None:
+    """``RetryPolicy`` keyword arguments for ``RateLimit(**fields)``, or None if there is no limiter."""
+    if not has_field("rate_limit"):
+        return None
+    from adk_retry.core._limit import RateLimit
+
+    return {"rate_limit": RateLimit(**fields), **_fresh_store()}

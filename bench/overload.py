@@ -277,6 +277,16 @@ def _fallbacks(**fields: Any) -> Build:
     return build
 
 
+def _limited(target: Target) -> Generate:
+    """adk_retry ``transient()`` with the limiter configured at exactly the provider's rate (its default burst, 1)."""
+    if target.rate is None:
+        raise ValueError("the configured limiter needs the provider's rate")
+    fields = features.rate_limit(rpm=target.rate * 60.0)
+    if fields is None:
+        raise RuntimeError("this variant's feature is missing")  # filtered out by why_missing
+    return with_retry(lite_llm(target.urls[0]), RetryPolicy.transient(**fields)).generate_content_async
+
+
 def variants() -> list[Variant]:
     """The reference configurations, in table order. Add adk_retry's new ones here."""
     budget, breaker, waiting = features.budget(), features.breaker(), features.waiting_breaker()
@@ -304,6 +314,20 @@ def variants() -> list[Variant]:
             _with_policy(_transient_with(features.budget)),
             {RATE, OUTAGE},
             "" if budget is not None else features.missing("budget"),
+        ),
+        Variant(
+            "limiter",
+            "adk_retry limiter (configured): `transient(rate_limit=RateLimit(rpm=60 * capacity))`",
+            _limited,
+            {RATE},
+            "" if features.has_field("rate_limit") else features.missing("rate_limit"),
+        ),
+        Variant(
+            "adaptive",
+            "adk_retry adaptive (nothing configured): `transient(rate_limit=RateLimit(adaptive=True))`",
+            _with_policy(_transient_with(lambda: features.rate_limit(adaptive=True))),
+            {RATE},
+            "" if features.has_field("rate_limit") else features.missing("rate_limit"),
         ),
         Variant(
             "transient_breaker",

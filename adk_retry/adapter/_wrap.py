@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from adk_retry.adapter import _layers as layers
 from adk_retry.adapter._call_state import current_call
 from adk_retry.adapter._snapshot import copy_of, restore, take
+from adk_retry.adapter._tokens import estimate_tokens, metered
 from adk_retry.core._empty import is_empty_response, is_malformed_function_call
 from adk_retry.core._errors import EmptyResponseError, MalformedFunctionCallError
 from adk_retry.engine._loop import RetryCall, RetryHandler, run_attempts
@@ -199,6 +200,9 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
         else:
             # A partial, not a lambda: one Python frame less per attempt.
             start = partial(original, llm_request, stream)
+        if plan.rate_limited and plan.rate_limit is not None and plan.rate_limit.tpm is not None:
+            call.cost = estimate_tokens(model_name, llm_request)
+            start = metered(start, call)
         if plan.chained:
             return _run_chain(retry, handler, call, request, start, stream, state is None)
         return run_attempts(

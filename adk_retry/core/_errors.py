@@ -14,6 +14,9 @@ original exists.
   retries: ADK reports that as a response, not an exception.
 - :class:`CircuitOpenError` is raised instead of calling a model whose circuit
   is open (see :mod:`adk_retry.core._breaker`).
+- :class:`RateLimitedError` is raised when a call's first attempt could not be
+  admitted by its :class:`~adk_retry.core._limit.RateLimit` before its deadline
+  (a retry that cannot be admitted gives up with the original error instead).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "CircuitOpenError",
     "EmptyResponseError",
     "MalformedFunctionCallError",
+    "RateLimitedError",
 ]
 
 NO_MESSAGE = "No message in response"
@@ -120,3 +124,35 @@ class CircuitOpenError(AdkRetryError):
         super().__init__(f"circuit open for model {model!r}; calls fail fast until {reopens_at:.3f}")
         self.model = model
         self.reopens_at = reopens_at
+
+
+class RateLimitedError(AdkRetryError):
+    """A call was not sent because its rate limit would not admit it before its deadline.
+
+    Nothing was sent to the provider, and nothing of the limit was spent. The
+    deadline is what is left of the policy's ``timeout`` (or
+    ``RateLimit.max_wait`` when the policy has none): waiting past it would
+    only have ended in a ``TimeoutError``, later. Raised for a call's first
+    attempt; a retry that cannot be admitted in time gives up with the
+    original failure, as every give-up does.
+
+    Attributes:
+        model: the key of the model (or group of models) whose limit refused the call.
+        wait: the seconds the call would have had to wait for admission.
+        limit: which limit refused it: ``"rate"`` (requests, tokens or a server
+            hint) or ``"concurrency"``.
+
+    Example:
+        >>> err = RateLimitedError("openai/gpt-4o", wait=2.5)
+        >>> str(err)
+        "rate limit for model 'openai/gpt-4o' would admit this call in 2.500 s, past its deadline"
+        >>> err.wait, isinstance(err, AdkRetryError)
+        (2.5, True)
+    """
+
+    def __init__(self, model: str, wait: float, limit: str = "rate") -> None:
+        what = "concurrency limit" if limit == "concurrency" else "rate limit"
+        super().__init__(f"{what} for model {model!r} would admit this call in {wait:.3f} s, past its deadline")
+        self.model = model
+        self.wait = wait
+        self.limit = limit

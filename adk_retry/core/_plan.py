@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from adk_retry.core._breaker import CircuitBreaker
     from adk_retry.core._budget import RetryBudget
     from adk_retry.core._events import Hook
+    from adk_retry.core._limit import RateLimit
     from adk_retry.core._policy import LogTemplates, Predicate, RetryPolicy
     from adk_retry.core._rules import ErrorRule
     from adk_retry.core._store import StateStore
@@ -37,9 +38,9 @@ _T = TypeVar("_T")
 
 
 class Keys:
-    """The store keys of one (model, agent) pair: budget bucket, circuit, failure rate."""
+    """The store keys of one (model, agent) pair: budget bucket, circuit, failure rate, rate limit."""
 
-    __slots__ = ("budget", "circuit", "rate")
+    __slots__ = ("budget", "circuit", "limit", "rate")
 
     def __init__(self, plan: Plan, model: str | None, agent: str) -> None:
         budget, breaker = plan.budget, plan.breaker
@@ -50,6 +51,8 @@ class Keys:
             None if breaker is None else scope_key("circuit", breaker.scope, breaker.key, model=model, agent=agent)
         )
         self.rate = scope_key("rate", "model", None, model=model, agent=agent)
+        limit = plan.rate_limit
+        self.limit = None if limit is None else scope_key("rate", limit.scope, limit.key, model=model, agent=agent)
 
 
 class Plan:
@@ -83,6 +86,8 @@ class Plan:
         "max_hint_delay",
         "owns_lower",
         "policy",
+        "rate_limit",
+        "rate_limited",
         "retries",
         "rules",
         "store",
@@ -98,6 +103,8 @@ class Plan:
     rules: tuple[ErrorRule, ...]
     budget: RetryBudget | None
     breaker: CircuitBreaker | None
+    rate_limit: RateLimit | None
+    rate_limited: bool
     adaptive: bool
     guarded: bool
     store: StateStore | None
@@ -125,8 +132,11 @@ class Plan:
         self.rules = policy.rules
         self.budget = policy.budget
         self.breaker = policy.breaker
+        self.rate_limit = policy.rate_limit
+        # The one flag the loop branches on before each attempt: calls without a limit pay nothing.
+        self.rate_limited = policy.rate_limit is not None
         self.adaptive = policy.adaptive
-        self.guarded = policy.budget is not None or policy.breaker is not None or policy.adaptive
+        self.guarded = policy.budget is not None or policy.breaker is not None or policy.adaptive or self.rate_limited
         self.store = policy.store
         self.owns_lower = owns_lower
         self.timeout = policy.timeout

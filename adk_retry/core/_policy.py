@@ -25,6 +25,7 @@ from adk_retry.core._breaker import CircuitBreaker
 from adk_retry.core._budget import RetryBudget
 from adk_retry.core._checks import is_async_callable, require_callable
 from adk_retry.core._events import Hook
+from adk_retry.core._limit import RateLimit
 from adk_retry.core._plan import Plan
 from adk_retry.core._rules import ErrorRule, Recovery
 from adk_retry.core._store import StateStore
@@ -231,6 +232,11 @@ class RetryPolicy(BaseModel):
             sends at most ``max_retries + 1`` requests. True keeps them.
         budget: a :class:`~adk_retry.core._budget.RetryBudget` (off by default).
         breaker: a :class:`~adk_retry.core._breaker.CircuitBreaker` (off by default).
+        rate_limit: a :class:`~adk_retry.core._limit.RateLimit` (off by default):
+            every attempt, retries included, waits for admission (requests
+            and tokens per minute, a concurrency cap, server hints held for
+            the whole scope), or ``RateLimit(adaptive=True)`` learns the
+            provider's rate from its 429s.
         adaptive: stretch delays while a model's recent failure rate is high
             (never below the configured schedule); see :mod:`adk_retry.guards._adaptive`.
         store: where budget and breaker state live (default: this process's
@@ -298,6 +304,7 @@ class RetryPolicy(BaseModel):
     keep_lower_retries: bool = False
     budget: RetryBudget | None = None
     breaker: CircuitBreaker | None = None
+    rate_limit: RateLimit | None = None
     adaptive: bool = False
     store: StateStore | None = None
     hooks: tuple[Hook, ...] = ()

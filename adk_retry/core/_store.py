@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["CircuitState", "CircuitView", "StateStore", "circuit_state"]
+from adk_retry.core._limit import Reservation
+
+__all__ = ["CircuitState", "CircuitView", "Reservation", "StateStore", "circuit_state"]
 
 CircuitState = Literal["closed", "open", "half_open"]
 
@@ -103,6 +105,57 @@ class StateStore(Protocol):
 
     async def record_success(self, key: str) -> tuple[CircuitState, CircuitView]:
         """Close circuit ``key`` and reset its count; returns the state before and the view after."""
+        ...
+
+    async def reserve(
+        self,
+        key: str,
+        now: float,
+        *,
+        rate: float,
+        burst: float,
+        token_rate: float,
+        cost: float,
+        max_wait: float,
+        u: float,
+        adaptive: bool,
+        horizon: float,
+    ) -> Reservation:
+        """Take this call's place in rate limit ``key``: :func:`adk_retry.core._limit.reserve`, atomically."""
+        ...
+
+    async def rate_feedback(
+        self,
+        key: str,
+        now: float,
+        *,
+        throttled: bool,
+        sent_at: float,
+        adaptive: bool,
+        hint: float | None,
+        rate: float,
+        burst: float,
+        tokens: float,
+    ) -> float:
+        """Fold one attempt's answer into rate limit ``key`` (:func:`adk_retry.core._limit.feedback`).
+
+        Returns the learnt rate afterwards (requests/s; 0 when none is learnt).
+        """
+        ...
+
+    async def hold(self, key: str) -> tuple[float, float]:
+        """Rate limit ``key``'s ``(not_before, spread)``: (0, 0) when no server hint holds it."""
+        ...
+
+    async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
+        """Take one of ``limit`` concurrency slots of ``key`` for ``holder`` until ``now + lease``.
+
+        False when all are taken (slots whose lease ran out are free again).
+        """
+        ...
+
+    async def release_slot(self, key: str, holder: str) -> None:
+        """Give ``holder``'s slot of ``key`` back (nothing when it holds none)."""
         ...
 
 

@@ -30,12 +30,14 @@ from adk_retry.core import _clock as clock
 from adk_retry.core._breaker import circuit_wait, probe_interval, wait_limit
 from adk_retry.core._checks import require_timing
 from adk_retry.core._decide import Failure, FallBack, GiveUp, decide
-from adk_retry.core._errors import CircuitOpenError
+from adk_retry.core._errors import CircuitOpenError, RateLimitedError
 from adk_retry.core._events import EventKind, RetryEvent, global_hooks
+from adk_retry.core._hints import retry_after
 from adk_retry.core._plan import Keys
 from adk_retry.core._policy import PolicyLike, as_policy
 from adk_retry.core._rules import ErrorRule, RecoveryContext
-from adk_retry.core._transient import CIRCUIT_OPEN, FALLBACK_ONLY_CLASSES
+from adk_retry.core._transient import CIRCUIT_OPEN, FALLBACK_ONLY_CLASSES, RATE_LIMIT, error_class
+from adk_retry.guards import _limiter
 from adk_retry.guards._adaptive import failure_rates
 from adk_retry.guards._failopen import fail_open
 from adk_retry.guards._store import CircuitView, StateStore, default_store
@@ -281,6 +283,8 @@ async def run_attempts(
                 start = _starter(models, current)
             held: list[T] = []
             committed = False
+            if plan.rate_limited:
+                await call.take_admission()
             responses = start()
             if plan.hedged:
                 responses = _hedged(call, responses, models if models is not None else _again(start), is_empty)
@@ -302,6 +306,8 @@ async def run_attempts(
                 if source is not responses:
                     await source.aclose()
                 await responses.aclose()
+                if plan.rate_limited:
+                    await call.end_attempt(exc)
                 if committed:
                     await call.interrupted(exc)
                     raise
@@ -309,6 +315,8 @@ async def run_attempts(
                 if delay is None:
                     raise
             else:
+                if plan.rate_limited:
+                    await call.end_attempt(None)
                 # An attempt is an answer as soon as one response carries something: a
                 # stream may end with empty bookkeeping responses after its text.
                 error = None
@@ -538,10 +546,12 @@ class RetryCall:
         "agent",
         "attempt",
         "chain",
+        "cost",
         "failure",
         "handler",
         "index",
         "keys",
+        "last_failure",
         "model",
         "model_stats",
         "observer",
@@ -551,8 +561,10 @@ class RetryCall:
         "recovery",
         "rule_retries",
         "started",
+        "ticket",
         "token",
         "tried",
+        "used",
         "waited",
     )
 
@@ -579,6 +591,13 @@ class RetryCall:
         self.chain: tuple[str | None, ...] = (model,)
         self.index = 0
         self.tried = 0
+        # Rate limiting (only read when plan.rate_limited): the request's estimated
+        # model tokens (set by the adapter), the usage an attempt reported, the
+        # admitted attempt's ticket, and the failure a refused retry gives up with.
+        self.cost = 0.0
+        self.used: float | None = None
+        self.ticket: _limiter.Ticket | None = None
+        self.last_failure: Failure | None = None
         # Read the clock only when a deadline needs it: the success path stays free of it.
         self.started = (handler.clock or clock.default_clock)() if plan.timed else 0.0
         handler.stats.calls += 1
@@ -896,6 +915,104 @@ class RetryCall:
         self._transition(before, view.state, failure.error)
         return view if view.state == "open" else None
 
+    # -- rate limiting (only when the policy has a RateLimit) -------------------------------
+
+    async def take_admission(self) -> None:
+        """Wait until the rate limit admits this attempt (see :mod:`adk_retry.guards._limiter`).
+
+        Within the deadline (what is left of ``timeout``, else ``RateLimit.max_wait``);
+        past it, a first attempt fails with :class:`RateLimitedError` and a retry gives
+        up with the failure it was retrying, both with nothing sent.
+        """
+        limit, keys = self.plan.rate_limit, self.keys
+        assert limit is not None
+        assert keys is not None
+        assert keys.limit is not None
+        max_wait = limit.max_wait if not self.plan.timed else max(0.0, self.time_left())
+        handler = self.handler
+        refused: _limiter.Refused | None = None
+        try:
+            self.ticket = await _limiter.admit(
+                self._store(),
+                keys.limit,
+                limit,
+                cost=self.cost,
+                max_wait=max_wait,
+                u=(handler.random or clock.default_random)(),
+                now=self._now,
+                sleep=handler.sleep or clock.default_sleep,
+            )
+        except _limiter.Refused as error:
+            refused = error
+        except BaseException:
+            await self._return_token()  # cancelled while waiting: the retry was not made
+            raise
+        if refused is not None:
+            # Raised here, outside the handler: the original failure's __context__ stays its own.
+            await self._return_token()
+            self._refused(refused)
+        assert self.ticket is not None
+        handler.stats.rate_limit_waited += self.ticket.waited
+
+    def _refused(self, refused: _limiter.Refused) -> None:
+        stats = self.handler.stats
+        stats.rate_limit_rejections += 1
+        # The attempt was counted when it was scheduled; it was not made.
+        stats.attempts -= 1
+        reason = f"rate limit: no admission within the deadline ({refused.limit}, {refused.wait:.3f} s needed)"
+        failure = self.last_failure
+        if self.attempt > 1 and failure is not None:
+            stats.retries -= 1
+            self.attempt -= 1
+            if self.observer is not None:
+                self.observer.attempts = self.attempt
+            self._give_up(failure, reason)
+            raise failure.error
+        keys = self.keys
+        assert keys is not None
+        assert keys.limit is not None
+        error = RateLimitedError(self.model or keys.limit, refused.wait, refused.limit)
+        self.attempt = 0  # refused: no attempt was made
+        if self.observer is not None:
+            self.observer.attempts = 0
+        self._call_failed(error)
+        emit(logging.ERROR, self.plan.templates.gave_up, self._fields(error, attempts=0, reason=reason))
+        raise error from None
+
+    async def end_attempt(self, exc: BaseException | None) -> None:
+        """The attempt ended (``exc`` None: it answered): release its slot, tell the limit what happened."""
+        ticket = self.ticket
+        if ticket is None:
+            return
+        self.ticket = None
+        limit, keys = self.plan.rate_limit, self.keys
+        assert limit is not None
+        assert keys is not None
+        assert keys.limit is not None
+        store = self._store()
+        throttled, hint, tokens = False, None, 0.0
+        if exc is None:
+            if self.used is not None:
+                tokens = self.used - self.cost  # correct the estimate from the response's usage
+        elif isinstance(exc, Exception):
+            try:
+                throttled = error_class(exc) == RATE_LIMIT
+                hint = retry_after(exc) if throttled else None
+            except Exception:  # an odd exception says nothing about the limit
+                throttled = False
+            if throttled:
+                tokens = -self.cost  # a refused request used no tokens
+        self.used = None
+        try:
+            # The hint is stored before the slot goes back, so the next caller waits for it.
+            await _limiter.report(
+                store, keys.limit, limit, self._now(), ticket=ticket, throttled=throttled, hint=hint, tokens=tokens
+            )
+        except Exception:  # the store's own failure must not replace the call's outcome
+            logger.warning("[%s] Could not report to the rate limit", self.agent, exc_info=True)
+        finally:
+            await _limiter.release(store, keys.limit, ticket)
+
     # -- the failure path --------------------------------------------------------------------
 
     async def failed(self, exc: BaseException) -> float | None:
@@ -919,6 +1036,8 @@ class RetryCall:
                 await self._release_probe()  # a 400 says nothing about the provider's health
             self._call_failed(exc)
             return None
+        if plan.rate_limited:
+            self.last_failure = failure
         circuit_open = circuit_waits = False
         counted = self.attempt
         if plan.guarded and failure.retriable:

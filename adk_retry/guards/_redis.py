@@ -56,6 +56,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("adk_retry.guards._redis needs the redis package: pip install 'adk-retry[redis]'") from exc
 
 from adk_retry.core._checks import require_seconds, require_type
+from adk_retry.core._limit import Reservation
 from adk_retry.guards._store import CircuitState, CircuitView, MemoryStore, StateStore
 from adk_retry.observability._log import describe, get_logger
 
@@ -209,6 +210,167 @@ if probing and probing == tonumber(ARGV[1]) then
 end
 return 0
 """
+# Rate limits: a hash per scope with the fields of adk_retry.core._limit.RateState;
+# the scripts are that module's reserve() and feedback(), step for step, so a
+# value computed here is the very float MemoryStore computes.
+_RATE_FIELDS = (
+    "tokens", "updated", "ttokens", "tupdated", "not_before", "spread",
+    "rate", "w_max", "k", "last_fail", "measured", "count", "window",
+)  # fmt: skip
+_LUA_RATE = (
+    _LUA_HELPERS
+    + """
+local function refill(tokens, updated, now, rate, capacity)
+  if updated == 0 then return capacity end
+  return math.min(capacity, tokens + math.max(0, now - updated) * rate)
+end
+local F = {'tokens', 'updated', 'ttokens', 'tupdated', 'not_before', 'spread',
+           'rate', 'w_max', 'k', 'last_fail', 'measured', 'count', 'window'}
+local function load(key)
+  local raw = redis.call('HMGET', key, unpack(F))
+  local s = {}
+  for i, name in ipairs(F) do s[name] = tonumber(raw[i]) or 0 end
+  return s
+end
+local function save(key, s, ttl_ms)
+  local flat = {}
+  for _, name in ipairs(F) do flat[#flat + 1] = name; flat[#flat + 1] = num(s[name]) end
+  redis.call('HSET', key, unpack(flat))
+  redis.call('PEXPIRE', key, ttl_ms)
+end
+"""
+)
+
+# KEYS[1] rate hash; ARGV now, rate, burst, token_rate, cost, max_wait, u, adaptive, ttl_ms, horizon.
+# Returns {admitted, wait, interval}.
+_RESERVE = (
+    _LUA_RATE
+    + """
+local now, rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local token_rate, cost, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local u, adaptive = tonumber(ARGV[7]), ARGV[8] == '1'
+local s = load(KEYS[1])
+local start = now
+if s.not_before > now then start = s.not_before + u * s.spread end
+local requests = rate
+if adaptive and s.rate > 0 then
+  if rate <= 0 then requests = s.rate else requests = math.min(rate, s.rate) end
+end
+local function ready(tokens, updated, rate, capacity, need)
+  local base = now
+  if updated ~= 0 then base = math.max(now, updated) end
+  tokens = refill(tokens, updated, base, rate, capacity)
+  if tokens >= need then return tokens, base, now end
+  return tokens, base, base + (need - tokens) / rate
+end
+local tokens, base, ttokens, tbase, at = s.tokens, now, s.ttokens, now, now
+if requests > 0 then
+  tokens, base, at = ready(s.tokens, s.updated, requests, burst, 1)
+  start = math.max(start, at)
+end
+if token_rate > 0 then
+  ttokens, tbase, at = ready(s.ttokens, s.tupdated, token_rate, token_rate, math.min(cost, token_rate))
+  start = math.max(start, at)
+end
+local wait = start - now
+local interval = 0
+if requests > 0 then interval = 1 / requests end
+if wait > max_wait or wait > tonumber(ARGV[10]) then return {0, num(wait), num(interval)} end
+if requests > 0 then s.tokens = tokens - 1; s.updated = base end
+if token_rate > 0 then s.ttokens = ttokens - cost; s.tupdated = tbase end
+if requests > 0 or token_rate > 0 then save(KEYS[1], s, ARGV[9]) end
+return {1, num(wait), num(interval)}
+"""
+)
+
+# KEYS[1] rate hash; ARGV now, throttled, sent_at, adaptive, hint ('' for none), rate, burst,
+# tokens, ttl_ms. Returns the learnt rate afterwards.
+_RATE_FEEDBACK = (
+    _LUA_RATE
+    + """
+local now, throttled, sent_at = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
+local adaptive, rate, burst, spent = ARGV[4] == '1', tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local hint = 0
+if ARGV[5] ~= '' then hint = tonumber(ARGV[5]) end
+local s = load(KEYS[1])
+if spent ~= 0 then s.ttokens = s.ttokens - spent end
+if throttled and hint > 0 then
+  local learnt = 0
+  if adaptive and s.rate > 0 then learnt = s.rate end
+  local paced
+  if rate <= 0 then paced = learnt elseif learnt == 0 then paced = rate else paced = math.min(rate, learnt) end
+  local until_ = now + hint
+  if until_ > s.not_before then
+    s.not_before = until_; s.spread = hint
+    if paced > 0 then
+      s.tokens = math.min(1, refill(s.tokens, s.updated, now, paced, burst)); s.updated = until_
+    end
+  end
+end
+if adaptive then
+  local window = math.floor(now / 0.5) * 0.5
+  if s.window == 0 then
+    s.count = 1; s.window = window
+  elseif window > s.window then
+    local current = (s.count + 1) / (window - s.window)
+    s.measured = current * 0.8 + s.measured * (1 - 0.8); s.count = 0; s.window = window
+  else
+    s.count = s.count + 1
+  end
+  local measured = s.measured
+  if measured <= 0 then
+    measured = 0
+    if s.window ~= 0 and s.count ~= 0 then measured = s.count / math.max(0.5, now - s.window) end
+  end
+  local ceiling = math.huge
+  if measured > 0 then ceiling = 2 * measured end
+  if rate > 0 then ceiling = math.min(ceiling, rate) end
+  if throttled then
+    if not (s.rate > 0 and sent_at < s.last_fail) then
+      local in_use
+      if s.rate <= 0 then
+        in_use = measured
+      else
+        local m = measured
+        if m == 0 then m = s.rate end
+        in_use = math.min(m, s.rate)
+      end
+      if in_use <= 0 then
+        if rate > 0 then in_use = rate else in_use = 0.5 end
+      end
+      s.k = (in_use * (1 - 0.7) / 0.4) ^ (1 / 3)
+      s.rate = math.max(0.5, math.min(in_use * 0.7, ceiling))
+      s.w_max = in_use; s.last_fail = now
+    end
+  elseif s.rate > 0 then
+    s.rate = math.max(0.5, math.min(0.4 * ((now - s.last_fail) - s.k) ^ 3 + s.w_max, ceiling))
+  end
+end
+save(KEYS[1], s, ARGV[9])
+return num(s.rate)
+"""
+)
+
+# KEYS[1] rate hash. Returns {not_before, spread}.
+_HOLD = (
+    _LUA_HELPERS
+    + """
+local h = redis.call('HMGET', KEYS[1], 'not_before', 'spread')
+return {num(tonumber(h[1]) or 0), num(tonumber(h[2]) or 0)}
+"""
+)
+
+# KEYS[1] slots sorted set (holder -> lease end); ARGV now, holder, limit, lease end, ttl_ms.
+_ACQUIRE_SLOT = (
+    _LUA_HELPERS
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return 1
+"""
+)
 
 
 def _arg(value: float) -> str:
@@ -380,6 +542,10 @@ class RedisStore:
         self._record_failure = self.client.register_script(_RECORD_FAILURE)
         self._record_success = self.client.register_script(_RECORD_SUCCESS)
         self._release_probe = self.client.register_script(_RELEASE_PROBE)
+        self._reserve = self.client.register_script(_RESERVE)
+        self._rate_feedback = self.client.register_script(_RATE_FEEDBACK)
+        self._hold = self.client.register_script(_HOLD)
+        self._acquire_slot = self.client.register_script(_ACQUIRE_SLOT)
 
     @classmethod
     def from_url(
@@ -485,6 +651,26 @@ class RedisStore:
         """
         return f"{self.prefix}circuit:{key}"
 
+    def rate_key(self, key: str) -> str:
+        """The Redis key (a hash) of rate limit ``key``.
+
+        Example:
+            >>> import redis.asyncio
+            >>> RedisStore(redis.asyncio.Redis()).rate_key("model:openai/gpt-4o")
+            'adk_retry:rate:model:openai/gpt-4o'
+        """
+        return f"{self.prefix}rate:{key}"
+
+    def slots_key(self, key: str) -> str:
+        """The Redis key (a sorted set of holders) of concurrency limit ``key``.
+
+        Example:
+            >>> import redis.asyncio
+            >>> RedisStore(redis.asyncio.Redis()).slots_key("model:openai/gpt-4o")
+            'adk_retry:slots:model:openai/gpt-4o'
+        """
+        return f"{self.prefix}slots:{key}"
+
     # -- the StateStore operations ------------------------------------------
 
     async def take_token(self, key: str, *, max_tokens: float) -> bool:
@@ -589,6 +775,108 @@ class RedisStore:
             return _STATES[_text(before)], CircuitView("closed", 0.0, 0)
 
         return await self._run(remote, lambda: self.fallback.record_success(key))
+
+    async def reserve(
+        self,
+        key: str,
+        now: float,
+        *,
+        rate: float,
+        burst: float,
+        token_rate: float,
+        cost: float,
+        max_wait: float,
+        u: float,
+        adaptive: bool,
+        horizon: float,
+    ) -> Reservation:
+        """See :meth:`StateStore.reserve`."""
+
+        async def remote() -> Reservation:
+            args = [_arg(now), _arg(rate), _arg(burst), _arg(token_rate), _arg(cost)]
+            args += [_arg(max_wait), _arg(u), "1" if adaptive else "0", str(_ms(self.ttl))]
+            args.append(_arg(min(horizon, max_wait)))  # finite: Lua reads no "inf"
+            admitted, wait, interval = await self._reserve(keys=[self.rate_key(key)], args=args, client=self._redis())
+            return Reservation(bool(int(admitted)), float(_text(wait)), float(_text(interval)))
+
+        return await self._run(
+            remote,
+            lambda: self.fallback.reserve(
+                key,
+                now,
+                rate=rate,
+                burst=burst,
+                token_rate=token_rate,
+                cost=cost,
+                max_wait=max_wait,
+                u=u,
+                adaptive=adaptive,
+                horizon=horizon,
+            ),
+        )
+
+    async def rate_feedback(
+        self,
+        key: str,
+        now: float,
+        *,
+        throttled: bool,
+        sent_at: float,
+        adaptive: bool,
+        hint: float | None,
+        rate: float,
+        burst: float,
+        tokens: float,
+    ) -> float:
+        """See :meth:`StateStore.rate_feedback`."""
+
+        async def remote() -> float:
+            args = [_arg(now), "1" if throttled else "0", _arg(sent_at), "1" if adaptive else "0"]
+            args += ["" if hint is None else _arg(hint), _arg(rate), _arg(burst), _arg(tokens), str(_ms(self.ttl))]
+            reply = await self._rate_feedback(keys=[self.rate_key(key)], args=args, client=self._redis())
+            return float(_text(reply))
+
+        return await self._run(
+            remote,
+            lambda: self.fallback.rate_feedback(
+                key,
+                now,
+                throttled=throttled,
+                sent_at=sent_at,
+                adaptive=adaptive,
+                hint=hint,
+                rate=rate,
+                burst=burst,
+                tokens=tokens,
+            ),
+        )
+
+    async def hold(self, key: str) -> tuple[float, float]:
+        """See :meth:`StateStore.hold`."""
+
+        async def remote() -> tuple[float, float]:
+            not_before, spread = await self._hold(keys=[self.rate_key(key)], client=self._redis())
+            return float(_text(not_before)), float(_text(spread))
+
+        return await self._run(remote, lambda: self.fallback.hold(key))
+
+    async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
+        """See :meth:`StateStore.acquire_slot`."""
+
+        async def remote() -> bool:
+            args = [_arg(now), holder, str(int(limit)), _arg(now + lease), str(_ms(max(self.ttl, 2.0 * lease)))]
+            reply = await self._acquire_slot(keys=[self.slots_key(key)], args=args, client=self._redis())
+            return bool(int(reply))
+
+        return await self._run(remote, lambda: self.fallback.acquire_slot(key, holder, now, limit=limit, lease=lease))
+
+    async def release_slot(self, key: str, holder: str) -> None:
+        """See :meth:`StateStore.release_slot`."""
+
+        async def remote() -> None:
+            await self._redis().zrem(self.slots_key(key), holder)
+
+        await self._run(remote, lambda: self.fallback.release_slot(key, holder))
 
     # -- failing open ---------------------------------------------------------
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from adk_retry.core import _limit
 from adk_retry.core._breaker import open_period
+from adk_retry.core._limit import RateState, Reservation
 from adk_retry.core._store import CircuitState, CircuitView, StateStore, circuit_state
 
 __all__ = ["CircuitState", "CircuitView", "MemoryStore", "StateStore", "circuit_state", "default_store"]
@@ -49,6 +51,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._tokens: dict[str, float] = {}
         self._circuits: dict[str, _Circuit] = {}
+        self._rates: dict[str, RateState] = {}
+        self._slots: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()  # uncontended: ~0.1 µs per operation
 
     async def take_token(self, key: str, *, max_tokens: float) -> bool:
@@ -134,6 +138,96 @@ class MemoryStore:
                 before = "half_open"
             return before, CircuitView("closed", 0.0, 0)
 
+    async def reserve(
+        self,
+        key: str,
+        now: float,
+        *,
+        rate: float,
+        burst: float,
+        token_rate: float,
+        cost: float,
+        max_wait: float,
+        u: float,
+        adaptive: bool,
+        horizon: float,
+    ) -> Reservation:
+        """See :meth:`StateStore.reserve`."""
+        with self._lock:
+            state, reservation = _limit.reserve(
+                self._rates.get(key, _NO_RATE),
+                now,
+                rate=rate,
+                burst=burst,
+                token_rate=token_rate,
+                cost=cost,
+                max_wait=max_wait,
+                u=u,
+                adaptive=adaptive,
+                horizon=horizon,
+            )
+            self._rates[key] = state
+            return reservation
+
+    async def rate_feedback(
+        self,
+        key: str,
+        now: float,
+        *,
+        throttled: bool,
+        sent_at: float,
+        adaptive: bool,
+        hint: float | None,
+        rate: float,
+        burst: float,
+        tokens: float,
+    ) -> float:
+        """See :meth:`StateStore.rate_feedback`."""
+        with self._lock:
+            state = self._rates[key] = _limit.feedback(
+                self._rates.get(key, _NO_RATE),
+                now,
+                throttled=throttled,
+                sent_at=sent_at,
+                adaptive=adaptive,
+                hint=hint,
+                rate=rate,
+                burst=burst,
+                tokens=tokens,
+            )
+            return state.rate
+
+    async def hold(self, key: str) -> tuple[float, float]:
+        """See :meth:`StateStore.hold`."""
+        state = self._rates.get(key, _NO_RATE)
+        return state.not_before, state.spread
+
+    def rate_state(self, key: str) -> RateState:
+        """Rate limit ``key``'s whole state (for tests and diagnostics)."""
+        return self._rates.get(key, _NO_RATE)
+
+    async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
+        """See :meth:`StateStore.acquire_slot`."""
+        with self._lock:
+            holders = self._slots.setdefault(key, {})
+            for stale in [name for name, until in holders.items() if until <= now]:
+                del holders[stale]  # a holder that never released (its lease ran out)
+            if len(holders) >= limit:
+                return False
+            holders[holder] = now + lease
+            return True
+
+    async def release_slot(self, key: str, holder: str) -> None:
+        """See :meth:`StateStore.release_slot`."""
+        with self._lock:
+            holders = self._slots.get(key)
+            if holders is not None:
+                holders.pop(holder, None)
+                if not holders:
+                    del self._slots[key]
+
+
+_NO_RATE = RateState()
 
 _DEFAULT = MemoryStore()
 

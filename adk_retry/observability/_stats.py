@@ -30,6 +30,9 @@ class RetryStats:
         budget_denials: retries refused because the retry budget was empty.
         breaker_rejections: calls refused at once because the circuit was open
             (counted in ``failures`` too; they made no attempt).
+        rate_limit_waited: seconds attempts waited for admission by a rate limit.
+        rate_limit_rejections: calls and retries a rate limit could not admit before
+            their deadline (a refused first attempt counts in ``failures`` too).
         breaker_transitions: breaker state changes seen, by ``"closed->open"`` etc.
         fallbacks: moves of a call to its next model (``RetryPolicy(fallbacks=...)``).
         hedges: hedge attempts started (``RetryPolicy(hedge_after=...)``).
@@ -52,6 +55,8 @@ class RetryStats:
     slept: float = 0.0
     budget_denials: int = 0
     breaker_rejections: int = 0
+    rate_limit_waited: float = 0.0
+    rate_limit_rejections: int = 0
     breaker_transitions: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     fallbacks: int = 0
@@ -77,6 +82,8 @@ class RetryStats:
             "slept": round(self.slept, 6),
             "budget_denials": self.budget_denials,
             "breaker_rejections": self.breaker_rejections,
+            "rate_limit_waited": round(self.rate_limit_waited, 6),
+            "rate_limit_rejections": self.rate_limit_rejections,
             "breaker_transitions": dict(self.breaker_transitions),
             "errors": dict(self.errors),
             "fallbacks": self.fallbacks,

@@ -76,6 +76,8 @@ def merge(a: RetryStats, b: RetryStats) -> RetryStats:
         hedge_wins=a.hedge_wins + b.hedge_wins,
         answered_by=answered,
         breaker_rejections=a.breaker_rejections + b.breaker_rejections,
+        rate_limit_waited=a.rate_limit_waited + b.rate_limit_waited,
+        rate_limit_rejections=a.rate_limit_rejections + b.rate_limit_rejections,
         breaker_transitions=transitions,
         errors=errors,
         last_error=b.last_error if b.last_error is not None else a.last_error,
