@@ -591,13 +591,14 @@ class RetryCall:
         self.chain: tuple[str | None, ...] = (model,)
         self.index = 0
         self.tried = 0
-        # Rate limiting (only read when plan.rate_limited): the request's estimated
-        # model tokens (set by the adapter), the usage an attempt reported, the
-        # admitted attempt's ticket, and the failure a refused retry gives up with.
-        self.cost = 0.0
-        self.used: float | None = None
-        self.ticket: _limiter.Ticket | None = None
-        self.last_failure: Failure | None = None
+        if plan.rate_limited:
+            # Rate limiting (only read when plan.rate_limited): the request's estimated
+            # model tokens (set by the adapter), the usage an attempt reported, the
+            # admitted attempt's ticket, and the failure a refused retry gives up with.
+            self.cost = 0.0
+            self.used: float | None = None
+            self.ticket: _limiter.Ticket | None = None
+            self.last_failure: Failure | None = None
         # Read the clock only when a deadline needs it: the success path stays free of it.
         self.started = (handler.clock or clock.default_clock)() if plan.timed else 0.0
         handler.stats.calls += 1
@@ -636,11 +637,18 @@ class RetryCall:
 
     def succeeded(self, *, log: bool) -> None:
         """Count a success; log it when it took a retry and ``log`` is set."""
-        stats = self.handler.stats
-        stats.successes += 1
+        self.handler.stats.successes += 1
+        model_stats = self.model_stats
+        if self.attempt == 1 and not self.plan.chained:
+            # The common case, what _settle_model(None) does for one attempt, without the call.
+            if model_stats is not None:
+                model_stats.calls += 1
+                model_stats.attempts += 1
+                model_stats.successes += 1
+            return
         if self.plan.chained:
             self._answered()
-        if self.model_stats is not None:
+        if model_stats is not None:
             self._settle_model(None)
         if self.attempt > 1 or self.tried:
             if log:
