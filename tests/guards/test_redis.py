@@ -13,15 +13,14 @@ import socket
 import sys
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adk_retry.guards._store import CircuitView, MemoryStore
-from tests.redis_server import RedisServer, free_port, running_redis
+from tests.redis_server import RedisServer, free_port
 
 redis_asyncio = pytest.importorskip("redis.asyncio")
 redis_sync = pytest.importorskip("redis")
@@ -33,18 +32,6 @@ MakeStore = Callable[..., RedisStore]
 
 KEY = "openai/gpt-4o"
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix of this test's own, so tests sharing the server never meet."""
-    return f"test:{uuid.uuid4().hex}:"
 
 
 @pytest.fixture

@@ -8,14 +8,13 @@ import json
 import os
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from adk_retry.guards._store import MemoryStore
-from tests.redis_server import RedisServer, running_redis
+from tests.redis_server import RedisServer
 
 pytest.importorskip("redis.asyncio")
 from adk_retry.guards._redis import RedisStore
@@ -23,17 +22,6 @@ from adk_retry.guards._redis import RedisStore
 pytestmark = pytest.mark.redis
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"test:{uuid.uuid4().hex}:"
 
 
 @pytest.fixture

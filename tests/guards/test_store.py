@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from adk_retry.guards._store import CircuitView, MemoryStore, StateStore, circuit_state, default_store
-from tests.redis_server import RedisServer, running_redis
+from tests.redis_server import RedisServer
 
 KEY = "openai/gpt-4o"
 NOW = 1_000.0
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
