@@ -96,3 +96,28 @@ async def raised_through_litellm(server: FaultServer, *, stream: bool = False, *
     except Exception as exc:
         return exc
     raise AssertionError("the call succeeded")
+
+
+async def stream_turn(agent: Any) -> tuple[list[Any], BaseException | None]:
+    """Stream one turn, keeping the events that arrived before an error, and the error."""
+    events: list[Any] = []
+    error: BaseException | None = None
+    from google.adk.agents.run_config import RunConfig, StreamingMode
+    from google.adk.runners import InMemoryRunner
+    from google.genai import types
+
+    runner = InMemoryRunner(agent=agent, app_name="app")
+    try:
+        session = await runner.session_service.create_session(app_name="app", user_id="u")
+        async for event in runner.run_async(
+            user_id="u",
+            session_id=session.id,
+            new_message=types.Content(role="user", parts=[types.Part(text="hi")]),
+            run_config=RunConfig(streaming_mode=StreamingMode.SSE),
+        ):
+            events.append(event)
+    except Exception as exc:
+        error = exc
+    finally:
+        await runner.close()
+    return events, error

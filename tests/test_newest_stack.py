@@ -20,7 +20,7 @@ from google.adk.events.event import Event
 from adk_retry import MalformedFunctionCallError, add_retry_capabilities_to_agent, create_retry_callbacks
 from adk_retry.testing import Fault, FaultServer, no_waits
 from adk_retry.testing.turns import run_turn
-from tests.conftest import retrying_agent
+from tests.conftest import retrying_agent, stream_turn
 
 pytestmark = pytest.mark.e2e
 
@@ -50,31 +50,6 @@ def weather_agent(model: Any, **policy: Any) -> Any:
         after_model_callback=[callbacks["after_model"]],
     )
     return add_retry_capabilities_to_agent(agent, callbacks["retry_handler"])
-
-
-async def stream_turn(agent: Any) -> tuple[list[Event], BaseException | None]:
-    """Stream one turn, keeping the events that arrived before an error, and the error."""
-    events: list[Event] = []
-    error: BaseException | None = None
-    from google.adk.agents.run_config import RunConfig, StreamingMode
-    from google.adk.runners import InMemoryRunner
-    from google.genai import types
-
-    runner = InMemoryRunner(agent=agent, app_name="app")
-    try:
-        session = await runner.session_service.create_session(app_name="app", user_id="u")
-        async for event in runner.run_async(
-            user_id="u",
-            session_id=session.id,
-            new_message=types.Content(role="user", parts=[types.Part(text="hi")]),
-            run_config=RunConfig(streaming_mode=StreamingMode.SSE),
-        ):
-            events.append(event)
-    except Exception as exc:
-        error = exc
-    finally:
-        await runner.close()
-    return events, error
 
 
 def partial_text(events: list[Event]) -> str:

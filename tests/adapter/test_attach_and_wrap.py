@@ -29,7 +29,7 @@ from adk_retry import (
 )
 from adk_retry.testing import Fault, FaultServer, no_waits
 from adk_retry.testing.turns import run_turn
-from tests.conftest import API_KEY, messages, retrying_agent
+from tests.conftest import API_KEY, messages, retrying_agent, stream_turn
 
 pytestmark = pytest.mark.e2e
 
@@ -117,25 +117,8 @@ async def test_stream_empty_before_first_chunk_is_retried(server, make_model):
 async def test_stream_cut_after_chunks_is_not_retried_nor_duplicated(server, make_model):
     agent = retrying_agent(make_model(), retry_on="all")
     server.push(Fault.stream_cut(after_chunks=2, text="one two three four"), Fault.ok("never sent"))
-    from google.adk.agents.run_config import RunConfig, StreamingMode
-
-    events: list[Any] = []
-    error: BaseException | None = None
-    try:
-        from google.adk.runners import InMemoryRunner
-        from google.genai import types
-
-        runner = InMemoryRunner(agent=agent, app_name="app")
-        session = await runner.session_service.create_session(app_name="app", user_id="u")
-        async for event in runner.run_async(
-            user_id="u",
-            session_id=session.id,
-            new_message=types.Content(role="user", parts=[types.Part(text="hi")]),
-            run_config=RunConfig(streaming_mode=StreamingMode.SSE),
-        ):
-            events.append(event)
-    except Exception as raised:  # litellm >= 1.84 raises MidStreamFallbackError; 1.83 ends the stream quietly
-        error = raised
+    # litellm >= 1.84 raises MidStreamFallbackError; 1.83 ends the stream quietly
+    events, error = await stream_turn(agent)
     assert len(server.requests) == 1, "a failure after the first chunk must not be retried"
     if error is not None:
         assert error is agent._retry_handler.stats.last_error
