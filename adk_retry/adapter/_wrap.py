@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from adk_retry.adapter import _layers as layers
 from adk_retry.adapter._call_state import current_call
-from adk_retry.adapter._snapshot import copy_of, restore, take
+from adk_retry.adapter._snapshot import Snapshot, copy_of, restore, take
 from adk_retry.adapter._tokens import estimate_tokens, metered
 from adk_retry.core._empty import is_empty_response, is_malformed_function_call
 from adk_retry.core._errors import EmptyResponseError, MalformedFunctionCallError
@@ -186,35 +186,32 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
             # An agent without retry that shares this model, or a runner
             # without the plugin: the model as it was.
             return original(llm_request, stream)
-        call = RetryCall(handler, agent or handler.agent_name, model_name, retry.stats, state)
+        call = ModelCall(handler, agent or handler.agent_name, model_name, retry.stats, state)
+        call.request = llm_request
+        call.retry = retry
+        call.saved = take(llm_request, config=retry.snapshot_config)
         plan = handler.plan
-        request = _Request(llm_request, retry, call)
         # LiteLlm maps a request's retry_options onto litellm's num_retries for
         # that call: an owner of retries sets them aside for the call.
         if plan.owns_lower and config is not None and config.http_options is not None:
-            request.set_aside_retry_options(config.http_options)
+            call.set_aside_retry_options(config.http_options)
+        if not plan.special:
+            # The common case: each attempt is the model's own method, called as ADK called us.
+            return run_attempts(
+                call, original, (llm_request, stream), not stream or plan.buffers_streams, state is None
+            )
         if plan.malformed_calls:
             start: Callable[[], AsyncGenerator[LlmResponse, None]] = partial(
                 _refusing_malformed_call, original, llm_request, stream
             )
         else:
-            # A partial, not a lambda: one Python frame less per attempt.
             start = partial(original, llm_request, stream)
         if plan.rate_limited and plan.rate_limit is not None and plan.rate_limit.tpm is not None:
             call.cost = estimate_tokens(model_name, llm_request)
             start = metered(start, call)
         if plan.chained:
-            return _run_chain(retry, handler, call, request, start, stream, state is None)
-        return run_attempts(
-            call,
-            start,
-            hold_all=not stream or plan.buffers_streams,
-            is_empty=is_empty_response,
-            empty_error=EmptyResponseError,
-            between=request.between,
-            finish=request.finish if request.http is not None else None,
-            log=state is None,
-        )
+            return _run_chain(retry, handler, call, start, stream, state is None)
+        return run_attempts(call, start, (), not stream or plan.buffers_streams, state is None)
 
     return generate_content_async_with_retry
 
@@ -247,8 +244,7 @@ async def _refusing_malformed(responses: AsyncGenerator[LlmResponse, None]) -> A
 def _run_chain(
     retry: ModelRetry,
     handler: RetryHandler,
-    call: RetryCall,
-    request: _Request,
+    call: ModelCall,
     start: Callable[[], AsyncGenerator[LlmResponse, None]],
     stream: bool,
     log: bool,
@@ -259,37 +255,26 @@ def _run_chain(
         chain = retry.chains[handler] = _Chain(retry, handler)
     call.chain = chain.names
     if chain.snapshot_config and not retry.snapshot_config:
-        request.saved = take(request.request, config=True)
+        call.saved = take(call.request, config=True)
     plan = handler.plan
-    llm_request = request.request
+    llm_request = call.request
 
     def models(index: int, isolated: bool) -> AsyncGenerator[LlmResponse, None]:
         if index == 0 and not isolated:
             return start()
         sent = llm_request
         if isolated:
-            sent = copy_of(llm_request, request.saved)
+            sent = copy_of(llm_request, call.saved)
             sent.model = chain.models[index].model
         responses = chain.method(index)(sent, stream)
         return _refusing_malformed(responses) if plan.malformed_calls else responses
 
     async def switch(index: int) -> None:
         # The request as the first attempt sent it, addressed to this model, as FallbackModel does.
-        restore(llm_request, request.saved)
+        restore(llm_request, call.saved)
         llm_request.model = chain.models[index].model
 
-    return run_attempts(
-        call,
-        start,
-        hold_all=not stream or plan.buffers_streams,
-        is_empty=is_empty_response,
-        empty_error=EmptyResponseError,
-        between=request.between,
-        finish=request.finish if request.http is not None else None,
-        log=log,
-        models=models,
-        switch=switch,
-    )
+    return run_attempts(call, start, (), not stream or plan.buffers_streams, log, models, switch)
 
 
 class _Chain:
@@ -342,32 +327,34 @@ class _Chain:
         self.silenced = []
 
 
-class _Request:
-    """One call's request, as the first attempt sent it: restored before every retry."""
+class ModelCall(RetryCall):
+    """One call of a wrapped model: the engine's bookkeeping plus the model's request.
 
-    __slots__ = ("call", "http", "request", "retry", "retry_options", "saved")
+    The request is saved as the first attempt sent it (:mod:`._snapshot`) and
+    restored before every retry. Its fields are set by the wrapper right after
+    construction, not through an ``__init__`` of its own: one Python call less
+    on every model call.
+    """
 
-    def __init__(self, request: LlmRequest, retry: ModelRetry, call: RetryCall) -> None:
-        self.request = request
-        self.retry = retry
-        self.call = call
-        self.saved = take(request, config=retry.snapshot_config)
-        self.http: Any = None
-        self.retry_options: Any = None
+    __slots__ = ("request", "retry", "saved")
+
+    is_empty = staticmethod(is_empty_response)
+    empty_error = EmptyResponseError
+
+    request: LlmRequest
+    retry: ModelRetry
+    saved: Snapshot
 
     def set_aside_retry_options(self, http: Any) -> None:
-        """Take the request's ``retry_options`` off for this call; :meth:`finish` puts them back."""
-        if http.retry_options is not None:
-            self.http, self.retry_options = http, http.retry_options
+        """Take the request's ``retry_options`` off for this call; they are put back when it ends."""
+        options = http.retry_options
+        if options is not None:
             http.retry_options = None
-
-    def finish(self) -> None:
-        """The call ended, however: the request gets its ``retry_options`` back."""
-        self.http.retry_options = self.retry_options
+            self.cleanup = partial(setattr, http, "retry_options", options)
 
     async def between(self) -> None:
         """Put the request back as it was sent, then run the recovery hook, if any."""
         restore(self.request, self.saved)
-        if await self.call.recover(self.request, self.retry.model):
+        if await self.recover(self.request, self.retry.model):
             # The hook's edits (a smaller model, a trimmed history) hold for every retry after it.
             self.saved = take(self.request, config=self.retry.snapshot_config)

@@ -90,6 +90,8 @@ class Plan:
         "rate_limited",
         "retries",
         "rules",
+        "shaped",
+        "special",
         "store",
         "templates",
         "timed",
@@ -123,6 +125,8 @@ class Plan:
     hedge_after: float | None
     hedged: bool
     chained: bool
+    shaped: bool
+    special: bool
 
     def __init__(self, policy: RetryPolicy, retries: Predicate, owns_lower: bool) -> None:
         self.policy = policy
@@ -153,6 +157,15 @@ class Plan:
         self.hedge_after = policy.hedge_after
         self.hedged = policy.hedge_after is not None
         self.chained = self.falls_back or self.hedged
+        # One flag per hot path instead of three: an attempt is shaped (admitted by the
+        # limiter, hedged, or under a time limit); a call is special (its attempts are
+        # started in some other way than calling the model).
+        self.shaped = self.rate_limited or self.hedged or self.limited
+        self.special = (
+            self.chained
+            or self.malformed_calls
+            or (policy.rate_limit is not None and policy.rate_limit.tpm is not None)
+        )
         self._keys: dict[tuple[str | None, str], Keys] = {}
 
     def failure(self, exc: BaseException) -> Failure:

@@ -214,7 +214,7 @@ class RetryHandler:
 
     async def __call__(self, model_call: Callable[[], Awaitable[T]]) -> T:
         """Run ``model_call`` with retries and return its result."""
-        results = [result async for result in run_attempts(self.begin(), lambda: _awaited(model_call), hold_all=True)]
+        results: list[T] = [result async for result in run_attempts(self.begin(), _awaited, (model_call,), True)]
         return results[0]
 
 
@@ -225,40 +225,34 @@ async def _awaited(model_call: Callable[[], Awaitable[T]]) -> AsyncGenerator[T, 
 
 async def run_attempts(
     call: RetryCall,
-    start: Callable[[], AsyncGenerator[T, None]],
-    *,
+    start: Callable[..., AsyncGenerator[T, None]],
+    args: tuple[Any, ...],
     hold_all: bool,
-    is_empty: Callable[[T], bool] | None = None,
-    empty_error: Callable[[T | None], Exception] | None = None,
-    between: Callable[[], Awaitable[None]] | None = None,
-    finish: Callable[[], None] | None = None,
     log: bool = True,
     models: Callable[[int, bool], AsyncGenerator[T, None]] | None = None,
     switch: Callable[[int], Awaitable[None]] | None = None,
 ) -> AsyncGenerator[T, None]:
-    """Run ``call``'s attempts, each ``start()``, until one answers; yield its responses.
+    """Run ``call``'s attempts, each ``start(*args)``, until one answers; yield its responses.
 
     Args:
-        call: the call's bookkeeping, from :meth:`RetryHandler.begin`.
+        call: the call's bookkeeping, from :meth:`RetryHandler.begin` (or a
+            subclass: the adapter's knows what an empty answer is
+            (:attr:`RetryCall.is_empty`), restores the request in
+            :meth:`RetryCall.between` and may set :attr:`RetryCall.cleanup`).
         start: starts one attempt: an async generator of responses.
+        args: what ``start`` is called with (a tuple, not a ``functools.partial``
+            made for every call: the model's own method and its arguments).
         hold_all: hold each attempt's responses until it ended well
             (non-streaming calls, ``stream_mode="buffer"``); otherwise
             responses pass through as they come, and a failure after the
             first one propagates (two attempts are never spliced).
-        is_empty: says a response has nothing to say; such responses are
-            held back until the attempt shows whether it says anything else,
-            and an attempt of nothing else is a failed attempt
-            (``empty_error(last response)``) when the policy retries it.
-        between: awaited after each backoff, before the next attempt (the
-            adapter restores the request and runs recovery hooks there).
-        finish: called once when the call ends, however it ends.
         log: write the "succeeded on attempt N" line here (the adapter's
             after-model callback writes it instead when it watches the call).
         models: ``models(i, isolated)`` starts one attempt on model ``i`` of
             the call's chain (``call.chain``: 0 the primary, then the policy's
             ``fallbacks``); ``isolated`` asks for a private copy of the request
             (a hedge runs beside another attempt). Without it every attempt,
-            hedges included, is ``start()``.
+            hedges included, is ``start(*args)``.
         switch: awaited before the first attempt on model ``i`` > 0 (the
             adapter restores the request and points its ``model`` field there).
 
@@ -269,6 +263,8 @@ async def run_attempts(
     model or many.
     """
     plan = call.plan
+    # What the call's class says about responses: read once, not per response.
+    is_empty = call.is_empty
     current = 0
     try:
         if plan.guarded:
@@ -280,15 +276,19 @@ async def run_attempts(
                 assert models is not None
                 if switch is not None:
                     await switch(current)
-                start = _starter(models, current)
+                start, args = models, (current, False)
             held: list[T] = []
             committed = False
-            if plan.rate_limited:
-                await call.take_admission()
-            responses = start()
-            if plan.hedged:
-                responses = _hedged(call, responses, models if models is not None else _again(start), is_empty)
-            source = responses if not plan.limited else _bounded(responses, call, hold_all, is_empty)
+            if plan.shaped:
+                if plan.rate_limited:
+                    await call.take_admission()
+                responses = start(*args)
+                if plan.hedged:
+                    again = models if models is not None else _again(start, args)
+                    responses = _hedged(call, responses, again, is_empty)
+                source = responses if not plan.limited else _bounded(responses, call, hold_all, is_empty)
+            else:
+                source = responses = start(*args)
             try:
                 async for response in source:
                     if hold_all or (not committed and is_empty is not None and is_empty(response)):
@@ -321,12 +321,11 @@ async def run_attempts(
                 # stream may end with empty bookkeeping responses after its text.
                 error = None
                 if is_empty is not None and not committed and all(map(is_empty, held)):
-                    assert empty_error is not None
-                    candidate = empty_error(held[-1] if held else None)
+                    candidate = call.empty_error(held[-1] if held else None)
                     if plan.retriable(candidate):
                         error = candidate
                 if error is None:
-                    call.succeeded(log=log)
+                    call.succeeded(log)
                     if plan.guarded:
                         await call.settle_success()
                     for response in held:
@@ -337,25 +336,18 @@ async def run_attempts(
                     raise error
             if call.index == current:
                 await call.wait(delay)
-                if between is not None:
-                    await between()
-                else:
-                    await call.recover(None)
+                await call.between()
             call.start_attempt()
     finally:
-        if finish is not None:
-            finish()
+        if call.cleanup is not None:
+            call.cleanup()
 
 
-def _again(start: Callable[[], AsyncGenerator[T, None]]) -> Callable[[int, bool], AsyncGenerator[T, None]]:
-    """One model, no chain: a hedge is ``start()`` once more."""
-    return lambda _index, _isolated: start()
-
-
-def _starter(
-    models: Callable[[int, bool], AsyncGenerator[T, None]], index: int
-) -> Callable[[], AsyncGenerator[T, None]]:
-    return lambda: models(index, False)
+def _again(
+    start: Callable[..., AsyncGenerator[T, None]], args: tuple[Any, ...]
+) -> Callable[[int, bool], AsyncGenerator[T, None]]:
+    """One model, no chain: a hedge is ``start(*args)`` once more."""
+    return lambda _index, _isolated: start(*args)
 
 
 async def _head(responses: AsyncGenerator[T, None], is_empty: Callable[[T], bool] | None) -> tuple[list[T], bool]:
@@ -539,13 +531,15 @@ async def _until(responses: AsyncGenerator[T, None], seconds: float) -> AsyncGen
 class RetryCall:
     """The state of one call under a handler: its attempt number and its guards' I/O.
 
-    Not created directly: :meth:`RetryHandler.begin` makes one per call.
+    Not created directly: :meth:`RetryHandler.begin` makes one per call (the
+    adapter makes its subclass, which also knows the model's request).
     """
 
     __slots__ = (
         "agent",
         "attempt",
         "chain",
+        "cleanup",
         "cost",
         "failure",
         "handler",
@@ -568,6 +562,15 @@ class RetryCall:
         "waited",
     )
 
+    is_empty: Callable[[Any], bool] | None = None
+    """Says a response has nothing to say: such responses are held back until the
+    attempt shows whether it says anything else, and an attempt of nothing else
+    is a failed attempt (:attr:`empty_error` of its last response) when the
+    policy retries it. None: every response counts (``await handler(fn)``)."""
+
+    empty_error: Callable[[Any], Exception] = ValueError
+    """The failure an attempt of nothing but empty responses is (read only when :attr:`is_empty` is set)."""
+
     def __init__(
         self,
         handler: RetryHandler,
@@ -586,6 +589,7 @@ class RetryCall:
         self.recovery: tuple[ErrorRule, BaseException] | None = None
         self.rule_retries: dict[int, int] | None = None
         self.token = False  # a budget token spent on the retry being waited for
+        self.cleanup: Callable[[], None] | None = None  # called once when the call ends, however it ends
         # The models this call may use, by name: the adapter sets them for a policy with
         # fallbacks. ``index`` is the current one; ``tried`` counts attempts on earlier ones.
         self.chain: tuple[str | None, ...] = (model,)
@@ -611,7 +615,9 @@ class RetryCall:
             # A guarded call counts its first attempt once the breaker admits it.
         else:
             self.keys = None
-            self._first_attempt()
+            handler.stats.attempts += 1  # what _first_attempt() does, without the call
+            if observer is not None:
+                observer.attempts = 1
 
     # -- the success path ---------------------------------------------------------------
 
@@ -619,6 +625,14 @@ class RetryCall:
         self.handler.stats.attempts += 1
         if self.observer is not None:
             self.observer.attempts = 1
+
+    async def between(self) -> None:
+        """After a backoff, before the next attempt: run the recovery hook, if any.
+
+        The adapter's call also puts the model's request back as the first
+        attempt sent it.
+        """
+        await self.recover(None)
 
     def start_attempt(self) -> None:
         """Count the retry about to be made (the first attempt is counted when the call starts).
@@ -635,7 +649,7 @@ class RetryCall:
             self.observer.attempts = self.attempt + self.tried
             self.observer.model = self.model  # for its "succeeded on attempt N" line; retries only
 
-    def succeeded(self, *, log: bool) -> None:
+    def succeeded(self, log: bool) -> None:
         """Count a success; log it when it took a retry and ``log`` is set."""
         self.handler.stats.successes += 1
         model_stats = self.model_stats
@@ -1128,7 +1142,7 @@ class RetryCall:
         since the provider did answer; a cancellation counts as neither.
         """
         if isinstance(exc, GeneratorExit):
-            self.succeeded(log=False)
+            self.succeeded(False)
             if self.plan.guarded:
                 await self.settle_success()
             return

@@ -174,7 +174,7 @@ async def test_log_records_carry_the_model_the_call_ids_and_the_trace(caplog):
         tracer.start_as_current_span("model call") as span,
     ):
         call = handler.begin("logged", "openai/m", None, state)
-        assert [r async for r in run_attempts(call, attempt, hold_all=True)] == ["ok"]
+        assert [r async for r in run_attempts(call, attempt, (), hold_all=True)] == ["ok"]
     context = span.get_span_context()
     [retrying, succeeded] = [r for r in caplog.records if r.name == "adk_retry"]
     for record in (retrying, succeeded):
