@@ -266,7 +266,12 @@ def is_empty_response(response: LlmResponse) -> bool:
         parts = content.parts
         if parts:
             # Real text or a function call first: what nearly every answer and chunk
-            # has, and either settles the question in ADK's rule too.
+            # has, and either settles the question in ADK's rule too. The first part
+            # alone, before a loop, settles nearly every answer.
+            part = parts[0]
+            text = part.text
+            if text and not part.thought and not text.isspace():
+                return False
             for part in parts:
                 text = part.text
                 if text:

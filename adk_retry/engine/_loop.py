@@ -588,11 +588,10 @@ class RetryCall:
         self.observer = observer
         self.recovery: tuple[ErrorRule, BaseException] | None = None
         self.rule_retries: dict[int, int] | None = None
-        self.token = False  # a budget token spent on the retry being waited for
         self.cleanup: Callable[[], None] | None = None  # called once when the call ends, however it ends
         # The models this call may use, by name: the adapter sets them for a policy with
         # fallbacks. ``index`` is the current one; ``tried`` counts attempts on earlier ones.
-        self.chain: tuple[str | None, ...] = (model,)
+        self.chain: tuple[str | None, ...] = (model,) if plan.chained else ()
         self.index = 0
         self.tried = 0
         if plan.rate_limited:
@@ -605,8 +604,10 @@ class RetryCall:
             self.last_failure: Failure | None = None
         # Read the clock only when a deadline needs it: the success path stays free of it.
         self.started = (handler.clock or clock.default_clock)() if plan.timed else 0.0
-        handler.stats.calls += 1
+        stats = handler.stats
+        stats.calls += 1
         if plan.guarded:
+            self.token = False  # a budget token spent on the retry being waited for
             self.keys: Keys | None = plan.keys(model, agent)
             self.probe = 0.0  # when the store made this call the circuit's probe (0: it is not)
             self.waited = 0.0  # seconds waited for an open circuit so far
@@ -615,7 +616,7 @@ class RetryCall:
             # A guarded call counts its first attempt once the breaker admits it.
         else:
             self.keys = None
-            handler.stats.attempts += 1  # what _first_attempt() does, without the call
+            stats.attempts += 1  # what _first_attempt() does, without the call
             if observer is not None:
                 observer.attempts = 1
 
@@ -1220,7 +1221,7 @@ class RetryCall:
 
     async def _return_token(self) -> None:
         budget, keys = self.plan.budget, self.keys
-        if not self.token or budget is None or keys is None or keys.budget is None:
+        if budget is None or keys is None or keys.budget is None or not self.token:
             return
         self.token = False
         try:
