@@ -639,9 +639,11 @@ class RetryCall:
         """Count the retry about to be made (the first attempt is counted when the call starts).
 
         Counted here, not when it is decided: a call cancelled during its
-        backoff made no retry.
+        backoff made no retry. A rate-limited retry is made once the limiter
+        admits it: until then its budget token may still go back.
         """
-        self.token = False
+        if not self.plan.rate_limited:
+            self.token = False
         self.attempt += 1
         stats = self.handler.stats
         stats.attempts += 1
@@ -975,6 +977,7 @@ class RetryCall:
             await self._return_token()
             self._refused(refused)
         assert self.ticket is not None
+        self.token = False  # admitted: the retry it paid for is made
         handler.stats.rate_limit_waited += self.ticket.waited
 
     def _refused(self, refused: _limiter.Refused) -> None:

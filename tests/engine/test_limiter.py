@@ -118,6 +118,24 @@ async def test_a_retry_that_cannot_be_admitted_gives_up_with_the_original_error(
     assert retry.stats.rate_limit_rejections == 1
 
 
+async def test_a_retry_the_limiter_refuses_gives_its_budget_token_back() -> None:
+    from adk_retry import RetryBudget
+
+    clock = Clock()
+    store = MemoryStore()
+    retry = handler(RateLimit(rpm=6), clock, store, base_delay=0.1, timeout=3.0, budget=RetryBudget(max_tokens=5))
+
+    async def failing() -> str:
+        raise ConnectionResetError("dropped")
+
+    with pytest.raises(ConnectionResetError):
+        await retry(failing)
+    assert retry.stats.rate_limit_rejections == 1
+    # The retry was decided (a token taken), then never made: the bucket is full again.
+    [bucket] = store._tokens
+    assert await store.tokens(bucket, max_tokens=5) == 5
+
+
 async def test_a_servers_hint_holds_the_whole_scope_spread_over_its_callers() -> None:
     clock = Clock()
     store = MemoryStore()
