@@ -206,7 +206,8 @@ async def test_times_round_trip_exactly(store: StateStore) -> None:
 # The growing schedule of open periods: (first_probe, cooldown cap, spread) -> open_until after
 # opening and after each failed probe. Both stores compute adk_retry.core._breaker.open_period.
 SCHEDULES = [
-    ("the defaults", 0.25, 1.0, 0.0, [0.25, 0.5, 1.0, 1.0, 1.0]),
+    ("the defaults", 0.25, 0.5, 0.0, [0.25, 0.5, 0.5, 0.5]),
+    ("doubling to 1 s", 0.25, 1.0, 0.0, [0.25, 0.5, 1.0, 1.0, 1.0]),
     ("jittered down", 0.25, 1.0, 0.2, [0.2, 0.4, 0.8, 0.8]),
     ("no first_probe: fixed", None, 10.0, 0.0, [10.0, 10.0, 10.0]),
     ("first above the cap: the cap", 5.0, 2.0, 0.0, [2.0, 2.0]),
