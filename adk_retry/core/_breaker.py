@@ -34,17 +34,20 @@ cooldown every caller returns at once, with no probe. This breaker opens
 after 5 consecutive transient failures, probes after 0.25 s, then every
 0.5 s (never later than ``cooldown`` = 0.5 s, each period up to 20 % shorter),
 one request per scope: a provider that comes back is probed within half a
-second, and a dead one gets at most about two requests per second from the
-whole fleet, however many callers wait (LiteLLM: 5 s out, then a request per
-waiting caller at once).
+second, and a dead one gets at most 2.5 requests per second (one per open
+period of 0.4-0.5 s) from the whole fleet, however many callers wait
+(LiteLLM's Router, where it cools a deployment down at all: no request for
+5 s, then every caller at once).
 
 Why 0.5 s and not 1 s: the time from a provider's recovery to the next probe
 is spread evenly over one open period, so the cap is what a short outage
-costs every waiting caller in goodput, on top of the time the released
-callers themselves take (40 LiteLlm calls released together take 0.4-0.5 s
-on a 2-core machine before half of them have their answer). With a 1 s cap
-half of 40 waiting callers were answered 0.45-1.3 s after recovery; with
-0.5 s the probe comes within 0.4-0.5 s.
+costs every waiting caller, on top of the time the released callers
+themselves take (40 LiteLlm calls released together on a healthy provider:
+half answered after 0.27-0.46 s on a 2-core machine). In the overload
+bench's outage (40 waiting callers), half of them were answered 0.45-1.30 s
+after recovery with a 1 s cap and 0.59-0.94 s with 0.5 s. A shorter cap would
+cut that further only by sending more to a dead provider: 0.25 s is 4
+requests per second per scope, 0.1 per caller per second for 40 callers.
 """
 
 from __future__ import annotations
