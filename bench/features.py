@@ -55,7 +55,7 @@ def breaker() -> dict[str, Any] | None:
 def waiting_breaker() -> dict[str, Any] | None:
     """``RetryPolicy`` keyword arguments for a default breaker whose calls wait for its probe (issue 11 part 3).
 
-    ``CircuitBreaker()`` as it is now (probes after 0.25 s doubling to 1 s), and a
+    ``CircuitBreaker()`` as it is now (probes after 0.25 s, then every 0.5 s), and a
     ``timeout`` so that calls have time to wait; None where the breaker cannot wait.
     """
     if not has_field("breaker"):

@@ -31,6 +31,7 @@ def test_answered_after_counts_each_callers_first_answer_after_recovery() -> Non
     assert run.answered_after(0.3) == pytest.approx(0.2)
     assert run.answered_after(0.9) == math.inf
     assert run.dead_rate == pytest.approx(6 / 3 / 4.0)
+    assert run.dead_rate_after_first == pytest.approx((6 - 3) / 3 / 4.0)  # each caller's first request left out
     assert run.success == pytest.approx(3 / 5)
 
 

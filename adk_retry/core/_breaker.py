@@ -8,7 +8,7 @@ through (half-open; one across every process sharing a
 :class:`~adk_retry.guards.RedisStore`): its success closes the circuit, its
 failure opens it again for a longer period. The open periods follow a
 growing schedule, :func:`probe_interval`: ``first_probe`` seconds, then
-doubling up to ``cooldown``, each shortened by up to ``probe_jitter`` so
+doubling up to ``cooldown`` (defaults: 0.25 s, then 0.5 s), each shortened by up to ``probe_jitter`` so
 that circuits opened together do not probe together.
 
 A call that meets an open circuit (at its start, or before a retry) and
@@ -31,10 +31,23 @@ after more than ``allowed_fails`` failures in a minute (``litellm.allowed_fails`
 failed; a model group with a single deployment is never cooled down that
 way (only after 1000 requests a minute that all failed), and after the
 cooldown every caller returns at once, with no probe. This breaker opens
-after 5 consecutive transient failures, probes after 0.25 s, 0.5 s, then
-every 1 s (never later than ``cooldown`` = 1 s), one request per scope: a
-provider that comes back costs at most about a second of goodput, and a dead
-one gets about one request per second from the whole fleet.
+after 5 consecutive transient failures, probes after 0.25 s, then every
+0.5 s (never later than ``cooldown`` = 0.5 s, each period up to 20 % shorter),
+one request per scope: a provider that comes back is probed within half a
+second, and a dead one gets at most 2.5 requests per second (one per open
+period of 0.4-0.5 s) from the whole fleet, however many callers wait
+(LiteLLM's Router, where it cools a deployment down at all: no request for
+5 s, then every caller at once).
+
+Why 0.5 s and not 1 s: the time from a provider's recovery to the next probe
+is spread evenly over one open period, so the cap is what a short outage
+costs every waiting caller, on top of the time the released callers
+themselves take (40 LiteLlm calls released together on a healthy provider:
+half answered after 0.27-0.46 s on a 2-core machine). In the overload
+bench's outage (40 waiting callers), half of them were answered 0.45-1.30 s
+after recovery with a 1 s cap and 0.59-0.94 s with 0.5 s. A shorter cap would
+cut that further only by sending more to a dead provider: 0.25 s is 4
+requests per second per scope, 0.1 per caller per second for 40 callers.
 """
 
 from __future__ import annotations
@@ -60,10 +73,10 @@ class CircuitBreaker(BaseModel):
             (capped by ``cooldown``).
         cooldown: the longest open period: after each failed probe the
             period doubles from ``first_probe`` up to this. It bounds the
-            goodput a provider that has come back loses (about ``cooldown``
-            seconds) and sets the load on a dead one (one request per
-            ``cooldown`` per scope). LiteLLM's Router: a fixed 5 s
-            ``cooldown_time``, then all callers at once.
+            goodput a provider that has come back loses (at most
+            ``cooldown`` seconds until the probe) and sets the load on a dead
+            one (one request per ``cooldown`` per scope, at most). LiteLLM's
+            Router: a fixed 5 s ``cooldown_time``, then all callers at once.
         probe_jitter: each open period is shortened by up to this share,
             at random, so circuits opened together do not probe together.
         probe_timeout: seconds after which a probe that has not reported is
@@ -79,7 +92,7 @@ class CircuitBreaker(BaseModel):
         >>> from adk_retry import RetryPolicy
         >>> policy = RetryPolicy(timeout=30, breaker=CircuitBreaker(failure_threshold=3))
         >>> policy.breaker.first_probe, policy.breaker.cooldown
-        (0.25, 1.0)
+        (0.25, 0.5)
         >>> CircuitBreaker(cooldown=30, first_probe=30).cooldown  # the 0.1 behaviour: 30 s, no growth
         30.0
     """
@@ -88,7 +101,7 @@ class CircuitBreaker(BaseModel):
 
     failure_threshold: int = Field(default=5, ge=1)
     first_probe: float = Field(default=0.25, gt=0.0, allow_inf_nan=False)
-    cooldown: float = Field(default=1.0, gt=0.0, allow_inf_nan=False)
+    cooldown: float = Field(default=0.5, gt=0.0, allow_inf_nan=False)
     probe_jitter: float = Field(default=0.2, ge=0.0, lt=1.0)
     probe_timeout: float = Field(default=10.0, gt=0.0, allow_inf_nan=False)
     max_wait: float | None = Field(default=None, ge=0.0, allow_inf_nan=False)
@@ -118,7 +131,7 @@ def probe_interval(breaker: CircuitBreaker, probes: int, u: float = 0.0) -> floa
     Example:
         >>> breaker = CircuitBreaker()
         >>> [probe_interval(breaker, n) for n in range(4)], probe_interval(breaker, 0, u=0.5)
-        ([0.25, 0.5, 1.0, 1.0], 0.225)
+        ([0.25, 0.5, 0.5, 0.5], 0.225)
     """
     return open_period(min(breaker.first_probe, breaker.cooldown), breaker.cooldown, probes, breaker.probe_jitter * u)
 

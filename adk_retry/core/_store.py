@@ -89,9 +89,11 @@ class StateStore(Protocol):
         :func:`~adk_retry.core._breaker.open_period` ``(first_probe, cooldown,
         probes, spread)`` and ``probes`` counts the failed probes since it
         opened (0 when it opens from closed; one more for each failed probe).
-        ``first_probe`` None means ``cooldown`` (a fixed period). Below the
-        threshold, a server ``hint`` (Retry-After) opens it for just ``hint``
-        seconds.
+        ``first_probe`` None means ``cooldown`` (a fixed period). A failure
+        while the circuit is already open (a request sent before it opened)
+        leaves the open period where it is, unless its ``hint`` is longer.
+        Below the threshold, a server ``hint`` (Retry-After) opens it for
+        just ``hint`` seconds.
         """
         ...
 

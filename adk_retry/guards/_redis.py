@@ -176,8 +176,8 @@ local probes = tonumber(c[4]) or 0
 local before = state(open_until, now)
 local h = 0
 if hint ~= '' then h = tonumber(hint) end
-if before == 'half_open' or failures >= tonumber(ARGV[2]) then
-  if before == 'half_open' then probes = probes + 1 elseif before == 'closed' then probes = 0 end
+if before == 'half_open' or (before == 'closed' and failures >= tonumber(ARGV[2])) then
+  if before == 'half_open' then probes = probes + 1 else probes = 0 end
   local period = math.min(cap, first * 2 ^ math.min(probes, 64)) * (1.0 - spread)
   open_until = math.max(open_until, now + math.max(period, h))
   probing = 0

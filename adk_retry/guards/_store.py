@@ -103,11 +103,12 @@ class MemoryStore:
             circuit = self._circuits.setdefault(key, _Circuit())
             before = circuit_state(circuit.open_until, now)
             circuit.failures += 1
-            if before == "half_open" or circuit.failures >= threshold:
-                if before == "half_open":
-                    circuit.probes += 1
-                elif before == "closed":
-                    circuit.probes = 0
+            # A failure while open was sent before the circuit opened (nothing is sent
+            # while it is open): it says nothing new, and must not push the probe out.
+            # Else 40 callers' first 503s, read one by one by a busy client, kept the
+            # first probe 1 s away instead of first_probe. Its hint still counts.
+            if before == "half_open" or (before == "closed" and circuit.failures >= threshold):
+                circuit.probes = circuit.probes + 1 if before == "half_open" else 0
                 period = open_period(cooldown if first_probe is None else first_probe, cooldown, circuit.probes, spread)
                 circuit.open_until = max(circuit.open_until, now + max(period, hint or 0.0))
                 circuit.probing_since = 0.0

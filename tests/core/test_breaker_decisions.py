@@ -17,22 +17,26 @@ DEFAULT = CircuitBreaker()
 NOW = 1_000.0
 
 
-def test_the_defaults_bound_lost_goodput_to_about_a_second() -> None:
-    assert (DEFAULT.failure_threshold, DEFAULT.first_probe, DEFAULT.cooldown) == (5, 0.25, 1.0)
+def test_the_defaults_probe_a_recovered_provider_within_half_a_second() -> None:
+    assert (DEFAULT.failure_threshold, DEFAULT.first_probe, DEFAULT.cooldown) == (5, 0.25, 0.5)
     assert (DEFAULT.probe_jitter, DEFAULT.probe_timeout, DEFAULT.max_wait) == (0.2, 10.0, None)
-    # However long the outage, the next probe is never more than `cooldown` away.
-    assert max(probe_interval(DEFAULT, n, u=0.0) for n in range(100)) == 1.0
+    # However long the outage, the next probe is never more than `cooldown` away ...
+    assert max(probe_interval(DEFAULT, n, u=u) for n in range(100) for u in (0.0, 0.5, 0.999)) == 0.5
+    # ... and never closer than 0.4 s once the outage has lasted a probe: at most 2.5 requests
+    # per second per scope to a dead provider, however many callers wait.
+    assert min(probe_interval(DEFAULT, n, u=0.999) for n in range(1, 100)) >= 0.4
 
 
 SCHEDULE = [
     # (label, breaker, failed probes, u, open period)
     ("defaults: just opened", DEFAULT, 0, 0.0, 0.25),
     ("defaults: one failed probe", DEFAULT, 1, 0.0, 0.5),
-    ("defaults: two", DEFAULT, 2, 0.0, 1.0),
-    ("defaults: capped", DEFAULT, 50, 0.0, 1.0),
-    ("defaults: a huge count does not overflow", DEFAULT, 10_000, 0.0, 1.0),
+    ("defaults: two, at the cap", DEFAULT, 2, 0.0, 0.5),
+    ("defaults: capped", DEFAULT, 50, 0.0, 0.5),
+    ("defaults: a huge count does not overflow", DEFAULT, 10_000, 0.0, 0.5),
     ("jitter shortens, never lengthens", DEFAULT, 0, 0.999, 0.25 * (1 - 0.2 * 0.999)),
-    ("jitter at the cap", DEFAULT, 5, 0.5, 0.9),
+    ("jitter at the cap", DEFAULT, 5, 0.5, 0.45),
+    ("the 1 s cap of the first waiting breaker", CircuitBreaker(cooldown=1.0), 2, 0.0, 1.0),
     ("no jitter", CircuitBreaker(probe_jitter=0), 0, 0.9, 0.25),
     ("first above the cap: the cap", CircuitBreaker(cooldown=0.1), 0, 0.0, 0.1),
     ("the 0.1 behaviour: fixed 30 s", CircuitBreaker(first_probe=30, cooldown=30, probe_jitter=0), 3, 0.5, 30.0),

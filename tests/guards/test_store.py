@@ -206,7 +206,8 @@ async def test_times_round_trip_exactly(store: StateStore) -> None:
 # The growing schedule of open periods: (first_probe, cooldown cap, spread) -> open_until after
 # opening and after each failed probe. Both stores compute adk_retry.core._breaker.open_period.
 SCHEDULES = [
-    ("the defaults", 0.25, 1.0, 0.0, [0.25, 0.5, 1.0, 1.0, 1.0]),
+    ("the defaults", 0.25, 0.5, 0.0, [0.25, 0.5, 0.5, 0.5]),
+    ("doubling to 1 s", 0.25, 1.0, 0.0, [0.25, 0.5, 1.0, 1.0, 1.0]),
     ("jittered down", 0.25, 1.0, 0.2, [0.2, 0.4, 0.8, 0.8]),
     ("no first_probe: fixed", None, 10.0, 0.0, [10.0, 10.0, 10.0]),
     ("first above the cap: the cap", 5.0, 2.0, 0.0, [2.0, 2.0]),
@@ -234,10 +235,28 @@ async def test_open_periods_grow_with_each_failed_probe(
         now = view.open_until
 
 
-async def test_failures_while_open_keep_the_schedule_where_it_is(store: StateStore) -> None:
+# Failures recorded while the circuit is open were sent before it opened: (seconds after opening,
+# hint) -> open_until after them. They neither count as probes nor push the probe out; a hint does.
+WHILE_OPEN = [
+    ("one straggler", [(0.1, None)], 0.25),
+    ("forty stragglers read by a busy client", [(0.006 * n, None) for n in range(1, 41)], 0.25),
+    ("a straggler's longer hint", [(0.1, 2.0)], 2.1),
+    ("a straggler's shorter hint", [(0.1, 0.05)], 0.25),
+]
+
+
+@pytest.mark.parametrize(("failures", "until"), [r[1:] for r in WHILE_OPEN], ids=[r[0] for r in WHILE_OPEN])
+async def test_failures_while_open_keep_the_schedule_where_it_is(
+    store: StateStore, failures: list[tuple[float, float | None]], until: float
+) -> None:
     await store.record_failure(KEY, NOW, threshold=1, cooldown=1.0, hint=None, first_probe=0.25)
-    _, view = await store.record_failure(KEY, NOW + 0.1, threshold=1, cooldown=1.0, hint=None, first_probe=0.25)
-    assert (view.state, view.probes, view.open_until) == ("open", 0, pytest.approx(NOW + 0.35))
+    for after, hint in failures:
+        before, view = await store.record_failure(
+            KEY, NOW + after, threshold=1, cooldown=1.0, hint=hint, first_probe=0.25
+        )
+        assert before == "open"
+    assert (view.state, view.probes, view.open_until) == ("open", 0, pytest.approx(NOW + until))
+    assert (await store.admit(KEY, NOW + until, probe_timeout=30.0)).allowed  # the probe goes on time
 
 
 async def test_a_success_resets_the_schedule(store: StateStore) -> None:
