@@ -223,6 +223,28 @@ class Metrics:
             unit="{retry}",
             description="Retries refused because the retry budget was empty.",
         )
+        self._fallbacks = meter.create_counter(
+            "adk_retry.fallbacks",
+            unit="{call}",
+            description="Calls moved to the next model of their chain, by model, target model and error class.",
+        )
+        self._hedges = meter.create_counter(
+            "adk_retry.hedges",
+            unit="{attempt}",
+            description="Hedge attempts started beside a silent attempt, by model and the model hedged on.",
+        )
+        meter.create_observable_counter(
+            "adk_retry.rate_limit.wait",
+            callbacks=[self._observe_rate_limit_wait],
+            unit="s",
+            description="Seconds calls waited for admission by the client-side rate limiter, by agent.",
+        )
+        meter.create_observable_counter(
+            "adk_retry.rate_limit.rejections",
+            callbacks=[self._observe_rate_limit_rejections],
+            unit="{attempt}",
+            description="Attempts the rate limiter could not admit within the call's deadline, by agent.",
+        )
 
     def __repr__(self) -> str:
         return (
@@ -295,6 +317,10 @@ class Metrics:
             )
         elif kind == "budget_denied":
             self._budget_denials.add(1, _call_attributes(event))
+        elif kind == "fallback" or kind == "hedge":
+            attributes = _call_attributes(event)
+            attributes[names.TO_MODEL] = event.to_model or _UNKNOWN_MODEL
+            (self._fallbacks if kind == "fallback" else self._hedges).add(1, attributes)
 
     # -- observable counters: run only when a reader collects --------------------------------
 
@@ -322,6 +348,24 @@ class Metrics:
         if not self.enabled:
             return []
         return [otel_metrics.Observation(s.retries, {names.GEN_AI_AGENT_NAME: a}) for a, s in _ledger.totals().items()]
+
+    def _observe_rate_limit_wait(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self.enabled:
+            return []
+        return [
+            otel_metrics.Observation(s.rate_limit_waited, {names.GEN_AI_AGENT_NAME: a})
+            for a, s in _ledger.totals().items()
+            if s.rate_limit_waited or s.rate_limit_rejections
+        ]
+
+    def _observe_rate_limit_rejections(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self.enabled:
+            return []
+        return [
+            otel_metrics.Observation(s.rate_limit_rejections, {names.GEN_AI_AGENT_NAME: a})
+            for a, s in _ledger.totals().items()
+            if s.rate_limit_waited or s.rate_limit_rejections
+        ]
 
 
 _active: list[Metrics] = []

@@ -38,6 +38,7 @@ __all__ = [
     "HTTP_REQUEST_RESEND_COUNT",
     "OUTCOME",
     "REASON",
+    "TO_MODEL",
     "error_type",
     "note_model_class",
     "provider_name",
@@ -56,6 +57,8 @@ OUTCOME: Final = "adk_retry.outcome"
 """How a call ended, on ``adk_retry.calls``: ``success``, ``failure`` or ``circuit_open``."""
 BREAKER_STATE: Final = "adk_retry.breaker.state"
 """The circuit's new state, on ``adk_retry.breaker_transitions``."""
+TO_MODEL: Final = "adk_retry.to_model"
+"""The model a call moved to (``adk_retry.fallbacks``) or hedged on (``adk_retry.hedges``)."""
 
 _GEMINI: Final = GenAiProviderNameValues.GCP_GEMINI.value
 _VERTEX: Final = GenAiProviderNameValues.GCP_VERTEX_AI.value

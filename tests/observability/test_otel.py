@@ -68,6 +68,7 @@ KEYS = {
     "reason": "adk_retry.reason",
     "outcome": "adk_retry.outcome",
     "state": "adk_retry.breaker.state",
+    "to_model": "adk_retry.to_model",
 }
 
 
@@ -360,6 +361,64 @@ async def test_budget_denials_are_counted(server, make_model, otel):
     assert value(points, "adk_retry.budget_denials", agent=name, model=MODEL, error_class="server_error") == 1
     assert value(points, "adk_retry.give_ups", agent=name, reason="budget_exhausted") == 1
     assert value(points, "adk_retry.retries", agent=name) == 1
+
+
+def test_fallbacks_and_hedges_are_counted_by_model_and_target(otel):
+    name = unique()
+    error = ConnectionResetError("down")
+    otel.telemetry(
+        RetryEvent(
+            "fallback",
+            agent=name,
+            model="openai/a",
+            attempt=3,
+            error=error,
+            error_class="connection",
+            to_model="openai/b",
+        )
+    )
+    otel.telemetry(RetryEvent("hedge", agent=name, model="openai/a", attempt=1, to_model="openai/a"))
+    otel.telemetry(RetryEvent("hedge", agent=name, model="openai/a", attempt=1, to_model="openai/a"))
+    points = otel.collect()
+    assert (
+        value(
+            points,
+            "adk_retry.fallbacks",
+            agent=name,
+            model="openai/a",
+            to_model="openai/b",
+            error_class="connection",
+            error_type="ConnectionResetError",
+        )
+        == 1
+    )
+    assert value(points, "adk_retry.hedges", agent=name, model="openai/a", to_model="openai/a") == 2
+
+
+async def test_rate_limit_waits_and_refusals_are_observed_by_agent(otel):
+    from adk_retry import RateLimit, RateLimitedError
+
+    now = [1000.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    name = unique()
+    policy = RetryPolicy.transient(rate_limit=RateLimit(rpm=60, max_wait=0.5), store=MemoryStore())
+    handler = RetryHandler(policy, agent_name=name, sleep=sleep, clock=lambda: now[0], wall_clock=lambda: now[0])
+
+    async def ok() -> str:
+        return "ok"
+
+    assert await handler(ok) == "ok"  # at once
+    with pytest.raises(RateLimitedError):
+        await handler(ok)  # would wait 1 s: refused
+    now[0] += 0.5
+    assert await handler(ok) == "ok"  # waits the other 0.5 s
+    points = otel.collect()
+    assert value(points, "adk_retry.rate_limit.wait", agent=name) == pytest.approx(handler.stats.rate_limit_waited)
+    assert handler.stats.rate_limit_waited == pytest.approx(0.5)
+    assert value(points, "adk_retry.rate_limit.rejections", agent=name) == handler.stats.rate_limit_rejections >= 1
 
 
 async def test_the_span_event_goes_on_the_current_recording_span(otel):
