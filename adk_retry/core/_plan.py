@@ -83,6 +83,7 @@ class Plan:
         "limited",
         "malformed_calls",
         "max_attempts",
+        "max_hedges",
         "max_hint_delay",
         "owns_lower",
         "policy",
@@ -122,6 +123,7 @@ class Plan:
     falls_back: bool
     hedge_after: float | None
     hedged: bool
+    max_hedges: int
     chained: bool
 
     def __init__(self, policy: RetryPolicy, retries: Predicate, owns_lower: bool) -> None:
@@ -152,6 +154,7 @@ class Plan:
         self.falls_back = bool(policy.fallbacks)
         self.hedge_after = policy.hedge_after
         self.hedged = policy.hedge_after is not None
+        self.max_hedges = policy.max_hedges
         self.chained = self.falls_back or self.hedged
         self._keys: dict[tuple[str | None, str], Keys] = {}
 

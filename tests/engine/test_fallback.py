@@ -9,7 +9,14 @@ import pytest
 from google.adk.agents import LlmAgent
 from google.adk.models.llm_request import LlmRequest
 
-from adk_retry import CircuitBreaker, RetryHandler, RetryPolicy, add_retry_capabilities_to_agent
+from adk_retry import (
+    CircuitBreaker,
+    RateLimit,
+    RetryBudget,
+    RetryHandler,
+    RetryPolicy,
+    add_retry_capabilities_to_agent,
+)
 from adk_retry.core._errors import CircuitOpenError
 from adk_retry.core._events import RetryEvent
 from adk_retry.guards import MemoryStore
@@ -291,6 +298,97 @@ async def test_the_coroutine_api_hedges_too():
 
     handler = RetryHandler(RetryPolicy.transient(hedge_after=0.02))
     assert await handler(model_call) == "answer 2"
+
+
+def hedging(**policy: Any) -> tuple[Recording, RetryHandler]:
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(**policy), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    return primary, handler
+
+
+async def test_a_second_hedge_when_the_first_hedge_stalls_too():
+    primary, handler = hedging(hedge_after=0.03, max_hedges=2)
+    primary.scripts.extend([[5.0, said("first")], [5.0, said("hedge 1")], [said("hedge 2")]])
+    assert await texts(primary, stream=True) == ["hedge 2"]
+    assert (handler.stats.hedges, handler.stats.hedge_wins, handler.stats.attempts) == (2, 1, 3)
+    assert primary.closed == 3  # both stalled attempts cancelled and closed
+
+
+@pytest.mark.parametrize(("max_hedges", "requests"), [(1, 2), (2, 3), (5, 4)])
+async def test_hedges_stop_at_max_hedges_and_at_the_attempts_left(max_hedges: int, requests: int):
+    # max_retries=3: four attempts in all, so at most three hedges whatever max_hedges says.
+    primary, handler = hedging(hedge_after=0.01, max_hedges=max_hedges, max_retries=3)
+    primary.scripts.extend([[0.15, said("first")], *([[5.0, said("hedge")]] * 4)])
+    assert await texts(primary) == ["first"]
+    assert len(primary.requests) == requests
+    assert handler.stats.hedges == requests - 1
+
+
+async def test_no_second_hedge_once_an_attempt_answered():
+    primary, handler = hedging(hedge_after=0.05, max_hedges=3)
+    primary.scripts.extend([[5.0, said("first")], [0.02, said("hedge")]])
+    assert await texts(primary) == ["hedge"]
+    await asyncio.sleep(0.12)  # past the next two hedge times: nothing more was sent
+    assert len(primary.requests) == 2
+
+
+def test_max_hedges_is_validated():
+    with pytest.raises(ValueError, match="max_hedges"):
+        RetryPolicy(hedge_after=0.1, max_hedges=0)
+    assert RetryPolicy(hedge_after=0.1).plan.max_hedges == 1
+
+
+async def test_a_hedge_needs_the_rate_limits_admission_at_once():
+    """A concurrency cap of one is held by the stalled first attempt: no hedge, and nothing waits for one."""
+    store = MemoryStore()
+    primary, handler = hedging(hedge_after=0.01, rate_limit=RateLimit(max_concurrency=1), store=store)
+    primary.scripts.append([0.1, said("first")])
+    assert await texts(primary) == ["first"]
+    assert handler.stats.hedges == 0
+    assert len(primary.requests) == 1
+    assert store._slots == {}  # the first attempt's slot went back
+
+
+@pytest.mark.parametrize("hedge_wins", [True, False])
+async def test_a_hedge_takes_a_limiter_slot_and_gives_it_back(hedge_wins: bool):
+    store = MemoryStore()
+    primary, handler = hedging(hedge_after=0.02, rate_limit=RateLimit(max_concurrency=2), store=store)
+    slow, fast = [5.0, said("first")], [0.05, said("hedge")]
+    primary.scripts.extend([slow, fast] if hedge_wins else [[0.1, said("first")], [5.0, said("hedge")]])
+    seen: list[int] = []
+
+    async def watch() -> None:
+        await asyncio.sleep(0.04)  # after the hedge started, before anything answered
+        seen.append(sum(len(holders) for holders in store._slots.values()))
+
+    watcher = asyncio.ensure_future(watch())
+    assert await texts(primary) == (["hedge"] if hedge_wins else ["first"])
+    await watcher
+    assert seen == [2]  # the hedge held a slot of its own
+    assert handler.stats.hedges == 1
+    assert store._slots == {}  # both slots back: the loser's at once, the winner's when it ended
+
+
+async def test_a_hedge_spends_a_budget_token():
+    budget = RetryBudget(max_tokens=1.0, token_ratio=0.01)
+    primary, handler = hedging(hedge_after=0.01, budget=budget, store=MemoryStore())
+    primary.scripts.extend([[0.1, said("first")], [5.0, said("hedge")], [0.1, said("second")]])
+    assert await texts(primary) == ["first"]
+    assert await texts(primary) == ["second"]  # the one token went on the first call's hedge
+    assert (handler.stats.hedges, handler.stats.budget_denials) == (1, 1)
+
+
+async def test_a_hedge_the_limiter_refuses_returns_its_budget_token():
+    store = MemoryStore()
+    budget = RetryBudget(max_tokens=1.0, token_ratio=0.01)
+    primary, handler = hedging(hedge_after=0.01, budget=budget, rate_limit=RateLimit(max_concurrency=1), store=store)
+    primary.scripts.append([0.05, said("first")])
+    assert await texts(primary) == ["first"]
+    assert handler.stats.hedges == 0
+    key = handler.plan.keys("scripted/primary", "edge").budget
+    assert key is not None
+    assert await store.take_token(key, max_tokens=1.0)  # the token is back (a success refunds only 0.01)
 
 
 async def test_a_fallback_with_the_primarys_name_has_its_own_circuit():
