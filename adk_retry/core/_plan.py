@@ -78,6 +78,7 @@ class Plan:
         "falls_back",
         "guarded",
         "hedge_after",
+        "hedge_quantile",
         "hedged",
         "hooks",
         "limited",
@@ -124,6 +125,7 @@ class Plan:
     hedge_after: float | None
     hedged: bool
     max_hedges: int
+    hedge_quantile: float | None
     chained: bool
 
     def __init__(self, policy: RetryPolicy, retries: Predicate, owns_lower: bool) -> None:
@@ -155,6 +157,7 @@ class Plan:
         self.hedge_after = policy.hedge_after
         self.hedged = policy.hedge_after is not None
         self.max_hedges = policy.max_hedges
+        self.hedge_quantile = policy.hedge_quantile
         self.chained = self.falls_back or self.hedged
         self._keys: dict[tuple[str | None, str], Keys] = {}
 

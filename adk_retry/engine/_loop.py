@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -398,6 +399,10 @@ async def _hedged(
     plan = call.plan
     after = plan.hedge_after
     assert after is not None
+    learnt = None
+    if plan.hedge_quantile is not None:
+        learnt = _latencies.setdefault((id(plan), call.model), _Latencies(plan.hedge_quantile))
+        after = learnt.delay(after)
     loop = asyncio.get_running_loop()
     runs: list[_Run[T]] = []
     winner: AsyncGenerator[T, None] | None = None
@@ -405,7 +410,7 @@ async def _hedged(
     error: BaseException | None = None
     chosen: _Run[T] | None = None
     try:
-        runs.append(_Run(asyncio.ensure_future(_head(first, is_empty)), first, call.index, None))
+        runs.append(_Run(asyncio.ensure_future(_head(first, is_empty)), first, call.index, None, loop.time()))
         pending = {runs[0].task}
         hedges = 0
         next_hedge = loop.time() + after
@@ -420,13 +425,13 @@ async def _hedged(
             wait = max(0.0, next_hedge - loop.time()) if hedges < plan.max_hedges else None
             done, pending = await asyncio.wait(pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             if not done:
-                made = await call.hedge()
+                made = await call.hedge(after)
                 if made is None:
                     hedges = plan.max_hedges  # refused (attempts, budget, limiter): no more hedges
                     continue
                 target, ticket = made
                 second = again(target, True)
-                runs.append(_Run(asyncio.ensure_future(_head(second, is_empty)), second, target, ticket))
+                runs.append(_Run(asyncio.ensure_future(_head(second, is_empty)), second, target, ticket, loop.time()))
                 pending.add(runs[-1].task)
                 hedges += 1
                 next_hedge = loop.time() + after
@@ -443,6 +448,8 @@ async def _hedged(
                 if content:
                     chosen = run
                     chosen.early = got
+                    if learnt is not None and run.index == runs[0].index:
+                        learnt.add(loop.time() - run.started)
                     break
                 if spare is None:
                     spare = run
@@ -465,7 +472,7 @@ async def _hedged(
 class _Run(Generic[T]):
     """One attempt of a hedged attempt: its task (to the first content), its responses, its model, its ticket."""
 
-    __slots__ = ("closed", "early", "error", "index", "responses", "task", "ticket")
+    __slots__ = ("closed", "early", "error", "index", "responses", "started", "task", "ticket")
 
     def __init__(
         self,
@@ -473,7 +480,9 @@ class _Run(Generic[T]):
         responses: AsyncGenerator[T, None],
         index: int,
         ticket: tuple[str, _limiter.Ticket] | None,
+        started: float,
     ) -> None:
+        self.started = started
         self.task = task
         self.responses = responses
         self.index = index
@@ -481,6 +490,42 @@ class _Run(Generic[T]):
         self.early: list[T] = []
         self.error: BaseException | None = None
         self.closed = False
+
+
+class _Latencies:
+    """The latest times to first content of one model's attempts that answered (``hedge_quantile``).
+
+    A ring of :attr:`SIZE`; the quantile is re-sorted every :attr:`EVERY`
+    answers, not per call. Process-local: it follows this client's load too.
+    """
+
+    SIZE, WARM, EVERY = 200, 20, 10
+    __slots__ = ("count", "quantile", "seen", "value", "window")
+
+    def __init__(self, quantile: float) -> None:
+        self.quantile = quantile
+        self.window: list[float] = []
+        self.count = 0
+        self.seen = 0
+        self.value: float | None = None
+
+    def add(self, seconds: float) -> None:
+        if len(self.window) < self.SIZE:
+            self.window.append(seconds)
+        else:
+            self.window[self.count % self.SIZE] = seconds
+        self.count += 1
+        if len(self.window) >= self.WARM and self.count % self.EVERY == 0:
+            ordered = sorted(self.window)
+            self.value = ordered[min(len(ordered) - 1, max(0, math.ceil(self.quantile * len(ordered)) - 1))]
+
+    def delay(self, default: float) -> float:
+        """The learnt quantile, or ``default`` until enough attempts answered."""
+        return default if self.value is None else self.value
+
+
+_latencies: dict[tuple[int, str | None], _Latencies] = {}
+"""Per (plan, model): the learnt hedge delays. A few bytes per model a policy hedged on."""
 
 
 async def _close_losers(runs: list[_Run[Any]], winner: AsyncGenerator[Any, None] | None) -> None:
@@ -856,8 +901,8 @@ class RetryCall:
                 return False
             self._move(refused, CIRCUIT_OPEN, None, made_attempt=False)
 
-    async def hedge(self) -> tuple[int, tuple[str, _limiter.Ticket] | None] | None:
-        """May a hedge attempt start now? The chain index it runs on and its limiter ticket, or None.
+    async def hedge(self, after: float) -> tuple[int, tuple[str, _limiter.Ticket] | None] | None:
+        """May a hedge attempt start now (``after`` seconds of silence)? Its chain index and limiter ticket, or None.
 
         A hedge is an attempt: it needs one of the current model's attempts
         left, a budget token when there is a budget, and, under a
@@ -897,11 +942,11 @@ class RetryCall:
             "[%s] No answer from %s after %gs: hedging on %s",
             self.agent,
             self.model,
-            plan.hedge_after,
+            after,
             to,
             extra={"agent": self.agent, "reason": "hedge"},
         )
-        self._event("hedge", reason=f"no answer after {plan.hedge_after:g}s", to_model=to)
+        self._event("hedge", reason=f"no answer after {after:g}s", to_model=to)
         return target, ticket
 
     async def _hedge_admission(self, target: int) -> tuple[str, _limiter.Ticket] | None:

@@ -19,6 +19,7 @@ from adk_retry import (
 )
 from adk_retry.core._errors import CircuitOpenError
 from adk_retry.core._events import RetryEvent
+from adk_retry.engine._loop import _Latencies
 from adk_retry.guards import MemoryStore
 from adk_retry.testing import no_waits
 from tests.adapter.test_attach_and_wrap import ScriptedLlm, nothing, request, said
@@ -326,7 +327,7 @@ async def test_hedges_stop_at_max_hedges_and_at_the_attempts_left(max_hedges: in
 
 
 async def test_no_second_hedge_once_an_attempt_answered():
-    primary, handler = hedging(hedge_after=0.05, max_hedges=3)
+    primary, _ = hedging(hedge_after=0.05, max_hedges=3)
     primary.scripts.extend([[5.0, said("first")], [0.02, said("hedge")]])
     assert await texts(primary) == ["hedge"]
     await asyncio.sleep(0.12)  # past the next two hedge times: nothing more was sent
@@ -433,3 +434,49 @@ async def test_every_fallbacks_circuit_open_gives_up_with_the_primarys_error():
     assert events[-1].kind == "give_up"
     assert events[-1].reason == "every fallback's circuit is open"
     assert events[-1].attempt == 1
+
+
+# -- a learnt hedge delay (hedge_quantile) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answers", "delay"),
+    [
+        ([], 0.5),  # nothing learnt yet: hedge_after
+        ([0.01] * 19, 0.5),  # not warm yet
+        ([0.01 * i for i in range(1, 21)], 0.19),  # nearest-rank p95 of 20: the 19th
+        ([0.01] * 20 + [9.0] * 5, 0.01),  # re-sorted every 10 answers, not per call
+        ([0.01] * 20 + [9.0] * 10, 9.0),  # 10 of 30 over the p95: it follows them
+        ([9.0] * 200 + [0.02] * 200, 0.02),  # a ring of 200: old answers drop out
+    ],
+)
+def test_the_learnt_delay_is_the_quantile_of_the_latest_answers(answers: list[float], delay: float):
+    learnt = _Latencies(0.95)
+    for seconds in answers:
+        learnt.add(seconds)
+    assert learnt.delay(0.5) == pytest.approx(delay)
+
+
+async def test_a_learnt_delay_hedges_sooner_than_hedge_after():
+    primary, handler = hedging(hedge_after=5.0, hedge_quantile=0.95)
+    primary.scripts.extend([[said("quick")]] * 20)
+    for _ in range(20):
+        assert await texts(primary) == ["quick"]
+    assert handler.stats.hedges == 0
+    primary.scripts.extend([[0.5, said("slow")], [said("hedge")]])
+    started = asyncio.get_running_loop().time()
+    assert await texts(primary) == ["hedge"]  # hedged after the learnt few ms, not after 5 s
+    assert asyncio.get_running_loop().time() - started < 0.4
+    assert (handler.stats.hedges, handler.stats.hedge_wins) == (1, 1)
+
+
+def test_hedge_quantile_is_validated():
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="hedge_quantile"):
+            RetryPolicy(hedge_after=0.1, hedge_quantile=bad)
+
+
+@pytest.mark.parametrize("fields", [{"max_hedges": 2}, {"hedge_quantile": 0.95}])
+def test_hedging_fields_need_hedge_after(fields: dict[str, Any]):
+    with pytest.raises(ValueError, match="needs hedge_after"):
+        RetryPolicy(**fields)
