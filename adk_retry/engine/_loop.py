@@ -378,9 +378,10 @@ async def _hedged(
     """``first``, with a hedge attempt started beside it each ``hedge_after`` seconds it says nothing.
 
     Each attempt is driven to its first response with content in a task of
-    its own; the first to get there wins and only its responses are yielded,
-    after the others were cancelled and closed (their HTTP connections with
-    them), so two answers never reach the caller. While every attempt is
+    its own; the first to get there wins and only its responses are yielded;
+    the others are cancelled at once, so two answers never reach the caller,
+    and closed (their HTTP connections with them) right after the winner's
+    first response was yielded. While every attempt is
     still silent, another hedge starts ``hedge_after`` after the previous
     one, up to ``max_hedges`` (gRPC's hedging: one each ``hedgingDelay``).
     An attempt that fails or ends with nothing to say leaves the field to
@@ -455,18 +456,42 @@ async def _hedged(
                     spare = run
                     spare.early = got
         early, winner = chosen.early, chosen.responses
-    finally:
-        await _close_losers(runs, winner)
+        for run in runs:
+            if run is not chosen:
+                run.task.cancel()  # at once: a loser can never reach the caller (only the winner is read)
+    except BaseException:
+        await _close_losers(runs, None)
         if len(runs) > 1:
-            # Every way out: the hedges' limiter tickets go back, a winning hedge's becomes the call's.
             await call.hedge_settled(runs, chosen, error)
+        raise
+    # The losers are closed (their connections with them) after the winner's first response
+    # reached the caller, not before: closing a cancelled litellm stream took 50-140 ms of a
+    # busy event loop (measured in bench/overload.py's tail scenario), all of it added to the
+    # hedge's time to first chunk when it came first.
+    settled = len(runs) == 1
     try:
+        if not early and not settled:  # an empty attempt won by default: nothing to hurry for
+            settled = True
+            await _settle(call, runs, chosen, error)
         for response in early:
             yield response
+            if not settled:
+                settled = True
+                await _settle(call, runs, chosen, error)
         async for response in winner:
             yield response
     finally:
-        await winner.aclose()
+        try:
+            if not settled:
+                await _settle(call, runs, chosen, error)
+        finally:
+            await winner.aclose()
+
+
+async def _settle(call: RetryCall, runs: list[_Run[Any]], chosen: _Run[Any], error: BaseException | None) -> None:
+    """Close a hedged attempt's losers, then settle its hedges (:meth:`RetryCall.hedge_settled`)."""
+    await _close_losers(runs, chosen.responses)
+    await call.hedge_settled(runs, chosen, error)
 
 
 class _Run(Generic[T]):

@@ -220,6 +220,19 @@ async def test_a_hedge_wins_on_a_slow_first_token_and_the_loser_is_closed():
     assert len(req.contents) == 2  # the hedge ran on a copy; only the stalled first attempt edited this one
 
 
+async def test_the_loser_is_closed_after_the_winners_first_chunk_even_when_the_caller_stops_there():
+    """Closing a cancelled litellm stream took 50-140 ms on a busy loop: not on the winner's first chunk."""
+    primary, handler = hedging(hedge_after=0.02)
+    primary.scripts.extend([[5.0, said("slow")], [said("fast", partial=True), said("fast!")]])
+    stream = primary.generate_content_async(request(), stream=True)
+    first = await anext(stream)
+    assert first.content.parts[0].text == "fast"
+    assert primary.closed == 0  # the loser is cancelled, its closing not yet paid
+    await stream.aclose()
+    assert primary.closed == 2  # the loser and the winner, though the caller read one chunk only
+    assert handler.stats.hedge_wins == 1
+
+
 async def test_no_hedge_when_the_first_attempt_answers_in_time():
     primary = Recording(model="scripted/primary")
     handler = RetryHandler(RetryPolicy.transient(hedge_after=5.0), agent_name="edge")
