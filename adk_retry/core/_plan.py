@@ -78,11 +78,13 @@ class Plan:
         "falls_back",
         "guarded",
         "hedge_after",
+        "hedge_quantile",
         "hedged",
         "hooks",
         "limited",
         "malformed_calls",
         "max_attempts",
+        "max_hedges",
         "max_hint_delay",
         "owns_lower",
         "policy",
@@ -124,6 +126,8 @@ class Plan:
     falls_back: bool
     hedge_after: float | None
     hedged: bool
+    max_hedges: int
+    hedge_quantile: float | None
     chained: bool
     shaped: bool
     special: bool
@@ -156,6 +160,8 @@ class Plan:
         self.falls_back = bool(policy.fallbacks)
         self.hedge_after = policy.hedge_after
         self.hedged = policy.hedge_after is not None
+        self.max_hedges = policy.max_hedges
+        self.hedge_quantile = policy.hedge_quantile
         self.chained = self.falls_back or self.hedged
         # One flag per hot path instead of three: an attempt is shaped (admitted by the
         # limiter, hedged, or under a time limit); a call is special (its attempts are

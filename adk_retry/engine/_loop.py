@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from adk_retry.core import _clock as clock
 from adk_retry.core._breaker import circuit_wait, probe_interval, wait_limit
@@ -366,41 +367,47 @@ async def _hedged(
     again: Callable[[int, bool], AsyncGenerator[T, None]],
     is_empty: Callable[[T], bool] | None,
 ) -> AsyncGenerator[T, None]:
-    """``first``, with one hedge attempt started beside it if it says nothing for ``hedge_after`` seconds.
+    """``first``, with a hedge attempt started beside it each ``hedge_after`` seconds it says nothing.
 
     Each attempt is driven to its first response with content in a task of
-    its own; the first to get there wins and only its responses are yielded,
-    after the other attempt was cancelled and closed (its HTTP connection
-    with it), so two answers never reach the caller. An attempt that fails
-    or ends with nothing to say leaves the field to the other; when both do,
-    the last failure (or the empty attempt) is the attempt's outcome, which
-    the loop then judges as it would one attempt's. A cancellation of the
-    caller cancels and closes both. The hedge runs on the next model of the
-    chain when there is one (on a private copy of the request), else on the
-    same one; :meth:`RetryCall.hedge` says whether it may be made (attempts
-    left, budget, limiter).
+    its own; the first to get there wins and only its responses are yielded;
+    the others are cancelled at once, so two answers never reach the caller,
+    and closed (their HTTP connections with them) right after the winner's
+    first response was yielded. While every attempt is
+    still silent, another hedge starts ``hedge_after`` after the previous
+    one, up to ``max_hedges`` (gRPC's hedging: one each ``hedgingDelay``).
+    An attempt that fails or ends with nothing to say leaves the field to
+    the others; when all do, the last failure (or an empty attempt) is the
+    attempt's outcome, which the loop then judges as it would one attempt's.
+    A cancellation of the caller cancels and closes them all. A hedge runs
+    on the next model of the chain when there is one (on a private copy of
+    the request), else on the same one; :meth:`RetryCall.hedge` says whether
+    it may be made (attempts left, budget, limiter) and hands it its
+    limiter ticket, which goes back when it loses (:meth:`RetryCall.hedge_settled`).
 
     Each model's generator is advanced from a task until its first content,
     then from the caller's task: an async generator may be resumed from any
     task, one at a time.
     """
-    after = call.plan.hedge_after
+    plan = call.plan
+    after = plan.hedge_after
     assert after is not None
-    runs: list[tuple[asyncio.Task[tuple[list[T], bool]], AsyncGenerator[T, None], int]] = []
+    learnt = None
+    if plan.hedge_quantile is not None:
+        learnt = _latencies.setdefault((id(plan), call.model), _Latencies(plan.hedge_quantile))
+        after = learnt.delay(after)
+    loop = asyncio.get_running_loop()
+    runs: list[_Run[T]] = []
     winner: AsyncGenerator[T, None] | None = None
     early: list[T] = []
+    error: BaseException | None = None
+    chosen: _Run[T] | None = None
     try:
-        runs.append((asyncio.ensure_future(_head(first, is_empty)), first, call.index))
-        done, _ = await asyncio.wait({runs[0][0]}, timeout=after)
-        if not done:
-            target = await call.hedge()
-            if target is not None:
-                second = again(target, True)
-                runs.append((asyncio.ensure_future(_head(second, is_empty)), second, target))
-        pending = {task for task, _, _ in runs}
-        error: BaseException | None = None
-        spare: tuple[list[T], AsyncGenerator[T, None], int] | None = None
-        chosen: tuple[list[T], AsyncGenerator[T, None], int] | None = None
+        runs.append(_Run(asyncio.ensure_future(_head(first, is_empty)), first, call.index, None, loop.time()))
+        pending = {runs[0].task}
+        hedges = 0
+        next_hedge = loop.time() + after
+        spare: _Run[T] | None = None
         while chosen is None:
             if not pending:
                 if spare is None:
@@ -408,49 +415,148 @@ async def _hedged(
                     raise error
                 chosen = spare
                 break
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task, responses, index in runs:  # in order: the first attempt wins a tie
-                if task not in done:
+            wait = max(0.0, next_hedge - loop.time()) if hedges < plan.max_hedges else None
+            done, pending = await asyncio.wait(pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                made = await call.hedge(after)
+                if made is None:
+                    hedges = plan.max_hedges  # refused (attempts, budget, limiter): no more hedges
                     continue
-                exc = task.exception()
+                target, ticket = made
+                second = again(target, True)
+                runs.append(_Run(asyncio.ensure_future(_head(second, is_empty)), second, target, ticket, loop.time()))
+                pending.add(runs[-1].task)
+                hedges += 1
+                next_hedge = loop.time() + after
+                continue
+            for run in runs:  # in order: the first attempt wins a tie
+                if run.task not in done:
+                    continue
+                exc = run.task.exception()
                 if exc is not None:
+                    run.error = exc
                     error = exc
                     continue
-                got, content = task.result()
+                got, content = run.task.result()
                 if content:
-                    chosen = (got, responses, index)
+                    chosen = run
+                    chosen.early = got
+                    if learnt is not None and run.index == runs[0].index:
+                        learnt.add(loop.time() - run.started)
                     break
                 if spare is None:
-                    spare = (got, responses, index)
-        early, winner, index = chosen
+                    spare = run
+                    spare.early = got
+        early, winner = chosen.early, chosen.responses
+        for run in runs:
+            if run is not chosen:
+                run.task.cancel()  # at once: a loser can never reach the caller (only the winner is read)
+    except BaseException:
+        await _close_losers(runs, None)
         if len(runs) > 1:
-            await _close_losers(runs, winner)
-            call.hedge_settled(index, won=winner is not first)
-    finally:
-        await _close_losers(runs, winner)
+            await call.hedge_settled(runs, chosen, error)
+        raise
+    # The losers are closed (their connections with them) after the winner's first response
+    # reached the caller, not before: closing a cancelled litellm stream took 50-140 ms of a
+    # busy event loop (measured in bench/overload.py's tail scenario), all of it added to the
+    # hedge's time to first chunk when it came first.
+    settled = len(runs) == 1
     try:
+        if not early and not settled:  # an empty attempt won by default: nothing to hurry for
+            settled = True
+            await _settle(call, runs, chosen, error)
         for response in early:
             yield response
+            if not settled:
+                settled = True
+                await _settle(call, runs, chosen, error)
         async for response in winner:
             yield response
     finally:
-        await winner.aclose()
-
-
-async def _close_losers(
-    runs: list[tuple[asyncio.Task[Any], AsyncGenerator[Any, None], int]], winner: AsyncGenerator[Any, None] | None
-) -> None:
-    """Cancel and close every attempt but ``winner`` (all of them when it is None)."""
-    for task, responses, _ in runs:
-        if responses is winner:
-            continue
-        if not task.done():
-            task.cancel()
         try:
-            await asyncio.gather(task, return_exceptions=True)
+            if not settled:
+                await _settle(call, runs, chosen, error)
         finally:
-            await responses.aclose()
-    runs[:] = [run for run in runs if run[1] is winner]
+            await winner.aclose()
+
+
+async def _settle(call: RetryCall, runs: list[_Run[Any]], chosen: _Run[Any], error: BaseException | None) -> None:
+    """Close a hedged attempt's losers, then settle its hedges (:meth:`RetryCall.hedge_settled`)."""
+    await _close_losers(runs, chosen.responses)
+    await call.hedge_settled(runs, chosen, error)
+
+
+class _Run(Generic[T]):
+    """One attempt of a hedged attempt: its task (to the first content), its responses, its model, its ticket."""
+
+    __slots__ = ("closed", "early", "error", "index", "responses", "started", "task", "ticket")
+
+    def __init__(
+        self,
+        task: asyncio.Task[tuple[list[T], bool]],
+        responses: AsyncGenerator[T, None],
+        index: int,
+        ticket: tuple[str, _limiter.Ticket] | None,
+        started: float,
+    ) -> None:
+        self.started = started
+        self.task = task
+        self.responses = responses
+        self.index = index
+        self.ticket = ticket  # a hedge's limiter ticket, with its scope's key (the first attempt's is the call's)
+        self.early: list[T] = []
+        self.error: BaseException | None = None
+        self.closed = False
+
+
+class _Latencies:
+    """The latest times to first content of one model's attempts that answered (``hedge_quantile``).
+
+    A ring of :attr:`SIZE`; the quantile is re-sorted every :attr:`EVERY`
+    answers, not per call. Process-local: it follows this client's load too.
+    """
+
+    SIZE, WARM, EVERY = 200, 20, 10
+    __slots__ = ("count", "quantile", "seen", "value", "window")
+
+    def __init__(self, quantile: float) -> None:
+        self.quantile = quantile
+        self.window: list[float] = []
+        self.count = 0
+        self.seen = 0
+        self.value: float | None = None
+
+    def add(self, seconds: float) -> None:
+        if len(self.window) < self.SIZE:
+            self.window.append(seconds)
+        else:
+            self.window[self.count % self.SIZE] = seconds
+        self.count += 1
+        if len(self.window) >= self.WARM and self.count % self.EVERY == 0:
+            ordered = sorted(self.window)
+            self.value = ordered[min(len(ordered) - 1, max(0, math.ceil(self.quantile * len(ordered)) - 1))]
+
+    def delay(self, default: float) -> float:
+        """The learnt quantile, or ``default`` until enough attempts answered."""
+        return default if self.value is None else self.value
+
+
+_latencies: dict[tuple[int, str | None], _Latencies] = {}
+"""Per (plan, model): the learnt hedge delays. A few bytes per model a policy hedged on."""
+
+
+async def _close_losers(runs: list[_Run[Any]], winner: AsyncGenerator[Any, None] | None) -> None:
+    """Cancel and close every attempt but ``winner`` (all of them when it is None)."""
+    for run in runs:
+        if run.responses is winner or run.closed:
+            continue
+        run.closed = True
+        if not run.task.done():
+            run.task.cancel()
+        try:
+            await asyncio.gather(run.task, return_exceptions=True)
+        finally:
+            await run.responses.aclose()
 
 
 async def _bounded(
@@ -837,27 +943,37 @@ class RetryCall:
                 return False
             self._move(refused, CIRCUIT_OPEN, None, made_attempt=False)
 
-    async def hedge(self) -> int | None:
-        """May a hedge attempt start now? The chain index it runs on, or None.
+    async def hedge(self, after: float) -> tuple[int, tuple[str, _limiter.Ticket] | None] | None:
+        """May a hedge attempt start now (``after`` seconds of silence)? Its chain index and limiter ticket, or None.
 
         A hedge is an attempt: it needs one of the current model's attempts
-        left, and a budget token when there is a budget. It runs on the next
-        model when the call has one, else on the same.
+        left, a budget token when there is a budget, and, under a
+        ``rate_limit``, an admission *at once* on the model it runs on (a
+        hedge that waited for admission would come too late to help and
+        would queue before calls of their own). It runs on the next model
+        when the call has one, else on the same.
         """
         plan, stats = self.plan, self.handler.stats
         if self.attempt >= plan.max_attempts:
             return None
         budget, keys = plan.budget, self.keys
-        if (
-            budget is not None
-            and keys is not None
-            and keys.budget is not None
-            and not await self._store().take_token(keys.budget, max_tokens=budget.max_tokens)
-        ):
-            stats.budget_denials += 1
-            return None
-        # The place for the rate limiter's admission of one more request, when there is one.
+        token = False
+        if budget is not None and keys is not None and keys.budget is not None:
+            if not await self._store().take_token(keys.budget, max_tokens=budget.max_tokens):
+                stats.budget_denials += 1
+                return None
+            token = True
         target = self.index + 1 if self._falls_back_on(None) else self.index
+        ticket: tuple[str, _limiter.Ticket] | None = None
+        if plan.rate_limited:
+            ticket = await self._hedge_admission(target)
+            if ticket is None:
+                if token:
+                    assert budget is not None
+                    assert keys is not None
+                    assert keys.budget is not None
+                    await self._store().refund(keys.budget, 1.0, max_tokens=budget.max_tokens)
+                return None
         self.attempt += 1
         stats.attempts += 1
         stats.hedges += 1
@@ -868,22 +984,73 @@ class RetryCall:
             "[%s] No answer from %s after %gs: hedging on %s",
             self.agent,
             self.model,
-            plan.hedge_after,
+            after,
             to,
             extra={"agent": self.agent, "reason": "hedge"},
         )
-        self._event("hedge", reason=f"no answer after {plan.hedge_after:g}s", to_model=to)
-        return target
+        self._event("hedge", reason=f"no answer after {after:g}s", to_model=to)
+        return target, ticket
 
-    def hedge_settled(self, index: int, *, won: bool) -> None:
-        """A hedged attempt has its winner: count a hedge that won; the call continues on its model."""
-        if won:
+    async def _hedge_admission(self, target: int) -> tuple[str, _limiter.Ticket] | None:
+        """The rate limit's admission of a hedge on model ``target`` with no wait; None when refused."""
+        limit = self.plan.rate_limit
+        assert limit is not None
+        keys = self.keys if target == self.index else self.plan.keys(self.chain[target], self.agent)
+        assert keys is not None
+        assert keys.limit is not None
+        handler = self.handler
+        try:
+            ticket = await _limiter.admit(
+                self._store(),
+                keys.limit,
+                limit,
+                cost=self.cost,
+                max_wait=0.0,
+                u=(handler.random or clock.default_random)(),
+                now=self._now,
+                sleep=handler.sleep or clock.default_sleep,
+            )
+        except _limiter.Refused:
+            logger.debug("[%s] No hedge: the rate limit of %s has no room now", self.agent, self.chain[target])
+            return None
+        return keys.limit, ticket
+
+    async def hedge_settled(self, runs: list[Any], chosen: Any, error: BaseException | None) -> None:
+        """A hedged attempt ended (``chosen``: the run that won, None when none did).
+
+        Counts a hedge that won; gives the losing hedges' limiter tickets back
+        (a loser that failed first tells the limit what it got; one cancelled
+        here says nothing); a winning hedge's ticket becomes the call's, for
+        the loop to end as it ends any attempt's. When no run won, the loop
+        ends the call's ticket with the failure it sees (``error``, when it
+        is the one raised), so that run's own ticket only goes back. A hedge
+        on the next model that won moves the call there, on its first attempt.
+        """
+        first = runs[0]
+        if chosen is not None and chosen is not first:
             self.handler.stats.hedge_wins += 1
-        if index != self.index:
+        if self.plan.rate_limited:
+            for run in runs[1:]:
+                if run is chosen or run.ticket is None:
+                    continue
+                key, ticket = run.ticket
+                if run.error is not None and (chosen is not None or run.error is not error):
+                    await self._end_ticket(key, ticket, run.error)
+                else:
+                    await _limiter.release(self._store(), key, ticket)
+            if chosen is not None and chosen is not first:
+                ticket, self.ticket = self.ticket, chosen.ticket[1] if chosen.ticket is not None else None
+                keys = self.keys
+                if ticket is not None and keys is not None and keys.limit is not None:
+                    if first.error is not None:
+                        await self._end_ticket(keys.limit, ticket, first.error)
+                    else:
+                        await _limiter.release(self._store(), keys.limit, ticket)
+        if chosen is not None and chosen.index != self.index:
             # The hedge on the next model answered: the call goes on there, on its first attempt.
             self.tried += self.attempt - 1
             self.attempt = 1
-            self._enter(index)
+            self._enter(chosen.index)
 
     def _answered(self) -> None:
         """Say which model answered (policies with fallbacks or hedges)."""
@@ -1011,10 +1178,15 @@ class RetryCall:
         if ticket is None:
             return
         self.ticket = None
-        limit, keys = self.plan.rate_limit, self.keys
-        assert limit is not None
+        keys = self.keys
         assert keys is not None
         assert keys.limit is not None
+        await self._end_ticket(keys.limit, ticket, exc)
+
+    async def _end_ticket(self, key: str, ticket: _limiter.Ticket, exc: BaseException | None) -> None:
+        """Release ``ticket``'s slot in scope ``key``; tell the limit how its attempt ended (None: answered)."""
+        limit = self.plan.rate_limit
+        assert limit is not None
         store = self._store()
         throttled, hint, tokens = False, None, 0.0
         if exc is None:
@@ -1032,12 +1204,12 @@ class RetryCall:
         try:
             # The hint is stored before the slot goes back, so the next caller waits for it.
             await _limiter.report(
-                store, keys.limit, limit, self._now(), ticket=ticket, throttled=throttled, hint=hint, tokens=tokens
+                store, key, limit, self._now(), ticket=ticket, throttled=throttled, hint=hint, tokens=tokens
             )
         except Exception:  # the store's own failure must not replace the call's outcome
             logger.warning("[%s] Could not report to the rate limit", self.agent, exc_info=True)
         finally:
-            await _limiter.release(store, keys.limit, ticket)
+            await _limiter.release(store, key, ticket)
 
     # -- the failure path --------------------------------------------------------------------
 

@@ -9,9 +9,17 @@ import pytest
 from google.adk.agents import LlmAgent
 from google.adk.models.llm_request import LlmRequest
 
-from adk_retry import CircuitBreaker, RetryHandler, RetryPolicy, add_retry_capabilities_to_agent
+from adk_retry import (
+    CircuitBreaker,
+    RateLimit,
+    RetryBudget,
+    RetryHandler,
+    RetryPolicy,
+    add_retry_capabilities_to_agent,
+)
 from adk_retry.core._errors import CircuitOpenError
 from adk_retry.core._events import RetryEvent
+from adk_retry.engine._loop import _Latencies
 from adk_retry.guards import MemoryStore
 from adk_retry.testing import no_waits
 from tests.adapter.test_attach_and_wrap import ScriptedLlm, nothing, request, said
@@ -212,6 +220,19 @@ async def test_a_hedge_wins_on_a_slow_first_token_and_the_loser_is_closed():
     assert len(req.contents) == 2  # the hedge ran on a copy; only the stalled first attempt edited this one
 
 
+async def test_the_loser_is_closed_after_the_winners_first_chunk_even_when_the_caller_stops_there():
+    """Closing a cancelled litellm stream took 50-140 ms on a busy loop: not on the winner's first chunk."""
+    primary, handler = hedging(hedge_after=0.02)
+    primary.scripts.extend([[5.0, said("slow")], [said("fast", partial=True), said("fast!")]])
+    stream = primary.generate_content_async(request(), stream=True)
+    first = await anext(stream)
+    assert first.content.parts[0].text == "fast"
+    assert primary.closed == 0  # the loser is cancelled, its closing not yet paid
+    await stream.aclose()
+    assert primary.closed == 2  # the loser and the winner, though the caller read one chunk only
+    assert handler.stats.hedge_wins == 1
+
+
 async def test_no_hedge_when_the_first_attempt_answers_in_time():
     primary = Recording(model="scripted/primary")
     handler = RetryHandler(RetryPolicy.transient(hedge_after=5.0), agent_name="edge")
@@ -293,6 +314,97 @@ async def test_the_coroutine_api_hedges_too():
     assert await handler(model_call) == "answer 2"
 
 
+def hedging(**policy: Any) -> tuple[Recording, RetryHandler]:
+    primary = Recording(model="scripted/primary")
+    handler = RetryHandler(RetryPolicy.transient(**policy), agent_name="edge")
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    return primary, handler
+
+
+async def test_a_second_hedge_when_the_first_hedge_stalls_too():
+    primary, handler = hedging(hedge_after=0.03, max_hedges=2)
+    primary.scripts.extend([[5.0, said("first")], [5.0, said("hedge 1")], [said("hedge 2")]])
+    assert await texts(primary, stream=True) == ["hedge 2"]
+    assert (handler.stats.hedges, handler.stats.hedge_wins, handler.stats.attempts) == (2, 1, 3)
+    assert primary.closed == 3  # both stalled attempts cancelled and closed
+
+
+@pytest.mark.parametrize(("max_hedges", "requests"), [(1, 2), (2, 3), (5, 4)])
+async def test_hedges_stop_at_max_hedges_and_at_the_attempts_left(max_hedges: int, requests: int):
+    # max_retries=3: four attempts in all, so at most three hedges whatever max_hedges says.
+    primary, handler = hedging(hedge_after=0.01, max_hedges=max_hedges, max_retries=3)
+    primary.scripts.extend([[0.15, said("first")], *([[5.0, said("hedge")]] * 4)])
+    assert await texts(primary) == ["first"]
+    assert len(primary.requests) == requests
+    assert handler.stats.hedges == requests - 1
+
+
+async def test_no_second_hedge_once_an_attempt_answered():
+    primary, _ = hedging(hedge_after=0.05, max_hedges=3)
+    primary.scripts.extend([[5.0, said("first")], [0.02, said("hedge")]])
+    assert await texts(primary) == ["hedge"]
+    await asyncio.sleep(0.12)  # past the next two hedge times: nothing more was sent
+    assert len(primary.requests) == 2
+
+
+def test_max_hedges_is_validated():
+    with pytest.raises(ValueError, match="max_hedges"):
+        RetryPolicy(hedge_after=0.1, max_hedges=0)
+    assert RetryPolicy(hedge_after=0.1).plan.max_hedges == 1
+
+
+async def test_a_hedge_needs_the_rate_limits_admission_at_once():
+    """A concurrency cap of one is held by the stalled first attempt: no hedge, and nothing waits for one."""
+    store = MemoryStore()
+    primary, handler = hedging(hedge_after=0.01, rate_limit=RateLimit(max_concurrency=1), store=store)
+    primary.scripts.append([0.1, said("first")])
+    assert await texts(primary) == ["first"]
+    assert handler.stats.hedges == 0
+    assert len(primary.requests) == 1
+    assert store._slots == {}  # the first attempt's slot went back
+
+
+@pytest.mark.parametrize("hedge_wins", [True, False])
+async def test_a_hedge_takes_a_limiter_slot_and_gives_it_back(hedge_wins: bool):
+    store = MemoryStore()
+    primary, handler = hedging(hedge_after=0.02, rate_limit=RateLimit(max_concurrency=2), store=store)
+    slow, fast = [5.0, said("first")], [0.05, said("hedge")]
+    primary.scripts.extend([slow, fast] if hedge_wins else [[0.1, said("first")], [5.0, said("hedge")]])
+    seen: list[int] = []
+
+    async def watch() -> None:
+        await asyncio.sleep(0.04)  # after the hedge started, before anything answered
+        seen.append(sum(len(holders) for holders in store._slots.values()))
+
+    watcher = asyncio.ensure_future(watch())
+    assert await texts(primary) == (["hedge"] if hedge_wins else ["first"])
+    await watcher
+    assert seen == [2]  # the hedge held a slot of its own
+    assert handler.stats.hedges == 1
+    assert store._slots == {}  # both slots back: the loser's at once, the winner's when it ended
+
+
+async def test_a_hedge_spends_a_budget_token():
+    budget = RetryBudget(max_tokens=1.0, token_ratio=0.01)
+    primary, handler = hedging(hedge_after=0.01, budget=budget, store=MemoryStore())
+    primary.scripts.extend([[0.1, said("first")], [5.0, said("hedge")], [0.1, said("second")]])
+    assert await texts(primary) == ["first"]
+    assert await texts(primary) == ["second"]  # the one token went on the first call's hedge
+    assert (handler.stats.hedges, handler.stats.budget_denials) == (1, 1)
+
+
+async def test_a_hedge_the_limiter_refuses_returns_its_budget_token():
+    store = MemoryStore()
+    budget = RetryBudget(max_tokens=1.0, token_ratio=0.01)
+    primary, handler = hedging(hedge_after=0.01, budget=budget, rate_limit=RateLimit(max_concurrency=1), store=store)
+    primary.scripts.append([0.05, said("first")])
+    assert await texts(primary) == ["first"]
+    assert handler.stats.hedges == 0
+    key = handler.plan.keys("scripted/primary", "edge").budget
+    assert key is not None
+    assert await store.take_token(key, max_tokens=1.0)  # the token is back (a success refunds only 0.01)
+
+
 async def test_a_fallback_with_the_primarys_name_has_its_own_circuit():
     """One model name behind two endpoints: the fallback's guards must not be the primary's."""
     primary, backup = Recording(model="scripted/same"), Recording(model="scripted/same")
@@ -335,3 +447,49 @@ async def test_every_fallbacks_circuit_open_gives_up_with_the_primarys_error():
     assert events[-1].kind == "give_up"
     assert events[-1].reason == "every fallback's circuit is open"
     assert events[-1].attempt == 1
+
+
+# -- a learnt hedge delay (hedge_quantile) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answers", "delay"),
+    [
+        ([], 0.5),  # nothing learnt yet: hedge_after
+        ([0.01] * 19, 0.5),  # not warm yet
+        ([0.01 * i for i in range(1, 21)], 0.19),  # nearest-rank p95 of 20: the 19th
+        ([0.01] * 20 + [9.0] * 5, 0.01),  # re-sorted every 10 answers, not per call
+        ([0.01] * 20 + [9.0] * 10, 9.0),  # 10 of 30 over the p95: it follows them
+        ([9.0] * 200 + [0.02] * 200, 0.02),  # a ring of 200: old answers drop out
+    ],
+)
+def test_the_learnt_delay_is_the_quantile_of_the_latest_answers(answers: list[float], delay: float):
+    learnt = _Latencies(0.95)
+    for seconds in answers:
+        learnt.add(seconds)
+    assert learnt.delay(0.5) == pytest.approx(delay)
+
+
+async def test_a_learnt_delay_hedges_sooner_than_hedge_after():
+    primary, handler = hedging(hedge_after=5.0, hedge_quantile=0.95)
+    primary.scripts.extend([[said("quick")]] * 20)
+    for _ in range(20):
+        assert await texts(primary) == ["quick"]
+    assert handler.stats.hedges == 0
+    primary.scripts.extend([[0.5, said("slow")], [said("hedge")]])
+    started = asyncio.get_running_loop().time()
+    assert await texts(primary) == ["hedge"]  # hedged after the learnt few ms, not after 5 s
+    assert asyncio.get_running_loop().time() - started < 0.4
+    assert (handler.stats.hedges, handler.stats.hedge_wins) == (1, 1)
+
+
+def test_hedge_quantile_is_validated():
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="hedge_quantile"):
+            RetryPolicy(hedge_after=0.1, hedge_quantile=bad)
+
+
+@pytest.mark.parametrize("fields", [{"max_hedges": 2}, {"hedge_quantile": 0.95}])
+def test_hedging_fields_need_hedge_after(fields: dict[str, Any]):
+    with pytest.raises(ValueError, match="needs hedge_after"):
+        RetryPolicy(**fields)
