@@ -57,6 +57,22 @@ WHY: dict[str, str] = {
         "the client shares two cores with the fault server and the other rows' leftovers: compare "
         "with the pacer's own goodput in the table (the physical limit of this machine in this run)"
     ),
+    "outage.dead": (
+        "every caller's first request leaves before any failure can come back, and the scenario starts its "
+        "40 callers in phase at the outage's first instant: that first wave alone is 40 requests / 40 "
+        "callers / 4 s = 0.25 for any client. After each caller's first request (the column beside it) "
+        "the waiting breaker sends the dead provider 0.006-0.044 requests per caller per second"
+    ),
+    "outage.half": (
+        "the probe comes 0-0.5 s after recovery (probing more often than every 0.5 s would send a dead "
+        "provider more than the 0.1 target), then the 40 released LiteLlm calls share this 2-core client: "
+        "40 calls released together on a healthy provider take 0.27-0.46 s until half are answered, "
+        "measured with no outage at all"
+    ),
+    "outage.ninety": (
+        "the same two costs: up to 0.5 s until the probe, then 40 LiteLlm calls on one CPU-bound client "
+        "(0.32-0.54 s for 90 % on a healthy provider), while the callers' next calls compete for the CPU"
+    ),
     "hedging.ratio": (
         "a stalled call's first chunk comes one hedge delay plus one whole attempt after it started, "
         "and the delay must sit near the healthy p95 (below it the hedges' own load slows every call, "
