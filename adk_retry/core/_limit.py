@@ -96,7 +96,18 @@ SMOOTHING = 0.8
 """Weight of the newest window in the measured rate (botocore's ``RateClocker._DEFAULT_SMOOTHING``)."""
 WINDOW = 0.5
 """Seconds per window of the measured rate (botocore's ``RateClocker._TIME_BUCKET_RANGE``)."""
-HORIZON = 0.5
+START_RATE = 5.0
+"""Adaptive mode's first rate, requests per second (slow start begins here)."""
+SLOW_START_GAIN = 3.0
+"""Requests/s added per answer in slow start, while the rate holds callers back (it grows ``e``-fold per 1/3 s)."""
+SS_BETA = 0.5
+"""The deepest cut at the end of slow start (TCP halves its window there): the rate may have overshot.
+
+The cut goes to :data:`FLOOR` times the admitted rate, but between this and :data:`BETA` times the rate in use.
+"""
+FLOOR = 0.95
+"""A cut goes no lower than this times the admitted rate (the answers that were not throttled)."""
+HORIZON = 0.1
 """Adaptive mode reserves no further ahead than this: a caller with a longer wait asks again after it.
 
 A place reserved at a rate that has changed since would keep its old time
@@ -280,6 +291,8 @@ def reserve(
         >>> first.wait, second.wait
         (0.0, 0.5)
     """
+    if adaptive and state.rate <= 0.0:
+        state = replace(state, rate=START_RATE if rate <= 0.0 else min(rate, START_RATE))  # slow start
     start = now
     if state.not_before > now:
         start = state.not_before + u * state.spread
@@ -407,18 +420,22 @@ def feedback(
     - ``tokens``: model tokens to add to the token bucket's debt (the
       response's usage minus the estimate; negative gives some back).
     - ``hint``: a throttle's server hint holds the whole scope (:func:`hold_after_hint`).
-    - adaptive: the response is counted into the measured rate; a throttle
-      of a request sent at or after the latest decrease (``sent_at``) cuts
-      the rate (CUBIC: ``w_max`` = the rate in use, rate = 0.7 x it), any
-      other answer lets it grow along the CUBIC curve; always between 0.5/s
-      and twice the measured rate.
+    - adaptive (see the module docstring): an answer that is not a throttle
+      is counted into the measured admitted rate and grows the rate (by
+      :data:`SLOW_START_GAIN` in slow start, else along the CUBIC curve, at
+      most twice the admitted rate); a throttle of a request sent at or after
+      the latest decrease (``sent_at``) ends slow start and cuts the rate to
+      :data:`BETA` times the rate in use, but not below :data:`FLOOR` times
+      the admitted rate (what the provider is seen to admit), and sets
+      ``w_max`` (where CUBIC levels off) to the admitted rate.
 
     ``rate`` and ``burst`` are the configured request limits (the ceiling in adaptive mode).
 
     Example:
-        >>> state = feedback(RateState(measured=20.0, window=5.0), 5.0, throttled=True, sent_at=4.9, adaptive=True)
+        >>> state = feedback(RateState(rate=30.0, measured=20.0, window=5.0), 5.0, throttled=True, sent_at=4.9,
+        ...                  adaptive=True)
         >>> round(state.rate, 6), state.w_max, state.last_fail
-        (14.0, 20.0, 5.0)
+        (21.0, 21.0, 5.0)
     """
     if tokens:
         state = replace(state, ttokens=state.ttokens - tokens)
@@ -428,21 +445,33 @@ def feedback(
         state = hold_after_hint(state, now, hint, rate=paced, burst=burst)
     if not adaptive:
         return state
-    state = clock_rate(state, now)
-    measured = _measured(state, now)
-    ceiling = MAX_RATE_SCALE * measured if measured > 0.0 else math.inf
-    if rate > 0.0:
-        ceiling = min(ceiling, rate)
     if throttled:
         if state.rate > 0.0 and sent_at < state.last_fail:
             return state  # sent under the rate before the latest cut: that cut already answered it
-        in_use = measured if state.rate <= 0.0 else min(measured or state.rate, state.rate)
-        if in_use <= 0.0:
-            in_use = rate if rate > 0.0 else MIN_RATE
-        k = (in_use * (1.0 - BETA) / SCALE) ** (1.0 / 3.0)
-        new = max(MIN_RATE, min(in_use * BETA, ceiling))
-        return replace(state, rate=new, w_max=in_use, k=k, last_fail=now)
+        measured = _measured(state, now)
+        in_use = state.rate if state.rate > 0.0 else (rate if rate > 0.0 else START_RATE)
+        admitted = min(measured, in_use) if measured > 0.0 else 0.0
+        if state.w_max:
+            new = max(MIN_RATE, in_use * BETA, admitted * FLOOR)
+        else:  # the end of slow start: the rate may have run far past the provider's
+            new = max(MIN_RATE, min(in_use * BETA, max(in_use * SS_BETA, admitted * FLOOR)))
+        if rate > 0.0:
+            new = min(new, rate)
+        w_max = max(new, admitted)  # CUBIC levels off at what the provider was seen to admit
+        k = ((w_max - new) / SCALE) ** (1.0 / 3.0)
+        return replace(state, rate=new, w_max=w_max, k=k, last_fail=now)
+    state = clock_rate(state, now)
     if state.rate <= 0.0:
-        return state  # not throttled yet: nothing learnt, no limit
-    new = max(MIN_RATE, min(cubic_rate(state.w_max, state.k, now - state.last_fail), ceiling))
-    return replace(state, rate=new)
+        return state  # not started (no admission asked yet): nothing to grow
+    if not state.w_max:  # slow start: no throttle yet
+        if refill(state.tokens, state.updated, now, state.rate, burst) >= 1.0:
+            return state  # the rate did not hold anyone back: it proved nothing (TCP's cwnd validation)
+        new = state.rate + SLOW_START_GAIN
+    else:
+        measured = _measured(state, now)
+        ceiling = MAX_RATE_SCALE * measured if measured > 0.0 else math.inf
+        # Never lower on an answer (a lull in demand is no throttle), and no faster than the answers show.
+        new = max(state.rate, min(cubic_rate(state.w_max, state.k, now - state.last_fail), ceiling))
+    if rate > 0.0:
+        new = min(new, rate)
+    return replace(state, rate=max(MIN_RATE, new))
