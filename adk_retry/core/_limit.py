@@ -457,7 +457,9 @@ def feedback(
             new = max(MIN_RATE, min(in_use * BETA, max(in_use * SS_BETA, admitted * FLOOR)))
         if rate > 0.0:
             new = min(new, rate)
-        w_max = max(new, admitted)  # CUBIC levels off at what the provider was seen to admit
+        # CUBIC levels off at what the provider was seen to admit; a reading below the new rate
+        # (answers held up by a busy client, not by the provider) says nothing: botocore's rate in use.
+        w_max = admitted if admitted >= new else in_use
         k = ((w_max - new) / SCALE) ** (1.0 / 3.0)
         return replace(state, rate=new, w_max=w_max, k=k, last_fail=now)
     state = clock_rate(state, now)

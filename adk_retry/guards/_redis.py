@@ -332,7 +332,8 @@ if adaptive then
         new = math.max(0.5, math.min(in_use * 0.7, math.max(in_use * 0.5, admitted * 0.95)))
       end
       if rate > 0 then new = math.min(new, rate) end
-      local w_max = math.max(new, admitted)
+      local w_max = in_use
+      if admitted >= new then w_max = admitted end
       s.k = ((w_max - new) / 0.4) ^ (1 / 3)
       s.rate = new; s.w_max = w_max; s.last_fail = now
     end
