@@ -38,18 +38,41 @@ spread uniformly over the ``hint`` that follows, so they do not return
 together.
 
 Adaptive mode (``RateLimit(adaptive=True)``, with nothing else configured)
-learns the rate from the provider's 429s the way the AWS SDKs' "adaptive"
-retry mode does (botocore ``retries/adaptive.py`` ``ClientRateLimiter``,
+learns the rate from the provider's 429s, after the AWS SDKs' "adaptive"
+retry mode (botocore ``retries/adaptive.py`` ``ClientRateLimiter``,
 ``retries/throttling.py`` ``CubicCalculator``, ``retries/bucket.py``
-``TokenBucket``): no limit until the first throttle; then the sending rate
-is measured (``RateClocker``: responses counted in half-second windows,
-smoothed 0.8), a throttle sets ``w_max`` to the rate in use and cuts it to
-``0.7 x``, and each success lets it grow back along the CUBIC curve
-``0.4 * (t - K)**3 + w_max`` with ``K = cbrt(w_max * (1 - 0.7) / 0.4)``,
-never above twice the measured rate, never below 0.5 requests/s. One change
-from botocore, as TCP CUBIC does it once per window: a throttle of a request
-admitted (its place reserved) *before* the latest decrease does not decrease again (with 80 callers
-in flight, 80 429s of one wave would otherwise cut the rate by 0.7**80).
+``TokenBucket``) and TCP's slow start, with these defaults:
+
+- **slow start**: the first admission starts the rate at :data:`START_RATE`
+  (5 requests/s, burst 1), and each answer that is not a throttle adds
+  :data:`SLOW_START_GAIN` (3/s) while the rate holds callers back (so it
+  grows about e-fold every 1/3 s of answers, and not at all while demand
+  is below it). botocore sends unlimited until the first throttle; measured
+  (issue 11), 80 callers starting together then send 80 requests before
+  any 429 can be seen, and at 40 requests/s burst 5 75 of them are refused;
+- the **admitted rate** is measured from the answers that were not
+  throttled (botocore's ``RateClocker`` counts all responses: half-second
+  windows, the newest weighted 0.8), since what the provider admits is
+  the rate to learn;
+- the **first throttle** ends slow start: the rate goes to :data:`FLOOR`
+  (0.95) x the admitted rate, but no lower than :data:`SS_BETA` (0.5) and
+  no higher than :data:`BETA` (0.7) x the rate in use (slow start may have
+  run far past the provider's rate before the first 429 came back);
+- **later throttles** cut to the larger of 0.7 x the rate in use
+  (botocore) and 0.95 x the admitted rate (a provider that admits 40/s
+  while we send 42/s needs a 5 % cut, not 30 %);
+- CUBIC's ``w_max``, where the rate levels off, is the admitted rate (the
+  rate in use when the reading is below the cut: answers held up by a busy
+  client); each answer grows the rate along ``0.4 * (t - K)**3 + w_max``,
+  ``K = cbrt((w_max - rate after the cut) / 0.4)``, at most to twice the
+  admitted rate, and an answer never lowers it (a lull is no throttle);
+  never below 0.5 requests/s; a configured ``rpm`` is the ceiling;
+- as TCP CUBIC once per window: a throttle of a request admitted (its place
+  reserved) *before* the latest cut does not cut again (with 80 callers in
+  flight, 80 429s of one wave would otherwise cut the rate by 0.7**80);
+- places are reserved at most :data:`HORIZON` (0.1 s) ahead, so a cut
+  applies to the callers already waiting.
+
 The rate lives in the store, so a fleet shares it (:func:`feedback`).
 
 Example:
@@ -126,9 +149,12 @@ class RateLimit(BaseModel):
             corrected from the response's usage (one second's worth at once).
         max_concurrency: attempts in flight at once.
         burst: requests let through at once beyond the steady rate (1: evenly spaced).
-        adaptive: learn the rate from the provider's 429s (AIMD with CUBIC,
-            as the AWS SDK's adaptive retry mode); ``rpm``, when also set, is
-            the ceiling. ``RateLimit(adaptive=True)`` alone is "nothing configured".
+        adaptive: learn the rate from the provider's 429s: a slow start from
+            5 requests/s until the first 429, then cuts to 0.95 x the rate the
+            provider admitted and CUBIC growth back to it (after the AWS SDK's
+            adaptive retry mode; see the module docstring for every default);
+            ``rpm``, when also set, is the ceiling. ``RateLimit(adaptive=True)``
+            alone is "nothing configured".
         max_wait: the longest a call waits for admission when its policy has
             no ``timeout`` (with one, the time left of it): past it, the call
             fails with :class:`~adk_retry.core._errors.RateLimitedError`.
@@ -435,7 +461,7 @@ def feedback(
         >>> state = feedback(RateState(rate=30.0, measured=20.0, window=5.0), 5.0, throttled=True, sent_at=4.9,
         ...                  adaptive=True)
         >>> round(state.rate, 6), state.w_max, state.last_fail
-        (21.0, 21.0, 5.0)
+        (19.0, 20.0, 5.0)
     """
     if tokens:
         state = replace(state, ttokens=state.ttokens - tokens)
