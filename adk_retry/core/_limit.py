@@ -128,6 +128,8 @@ SS_BETA = 0.5
 
 The cut goes to :data:`FLOOR` times the admitted rate, but between this and :data:`BETA` times the rate in use.
 """
+SLOW_START_SCALE = 4.0
+"""Slow start keeps the rate below this times the answered rate (a client too busy to use it proves nothing)."""
 FLOOR = 0.95
 """A cut goes no lower than this times the admitted rate (the answers that were not throttled)."""
 HORIZON = 0.1
@@ -494,7 +496,11 @@ def feedback(
     if not state.w_max:  # slow start: no throttle yet
         if refill(state.tokens, state.updated, now, state.rate, burst) >= 1.0:
             return state  # the rate did not hold anyone back: it proved nothing (TCP's cwnd validation)
-        new = state.rate + SLOW_START_GAIN
+        measured = _measured(state, now)
+        # No faster than twice what was answered: a client too busy to send at the rate it has
+        # would otherwise grow it far past the provider's, and send that backlog at once later.
+        ceiling = SLOW_START_SCALE * measured if measured > 0.0 else math.inf
+        new = max(state.rate, min(state.rate + SLOW_START_GAIN, ceiling))
     else:
         measured = _measured(state, now)
         ceiling = MAX_RATE_SCALE * measured if measured > 0.0 else math.inf

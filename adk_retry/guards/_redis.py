@@ -350,7 +350,12 @@ if adaptive then
     if s.rate > 0 then
       local new = nil
       if s.w_max == 0 then
-        if refill(s.tokens, s.updated, now, s.rate, burst) < 1 then new = s.rate + 3.0 end
+        if refill(s.tokens, s.updated, now, s.rate, burst) < 1 then
+          local measured = measured_rate()
+          local ceiling = math.huge
+          if measured > 0 then ceiling = 4.0 * measured end
+          new = math.max(s.rate, math.min(s.rate + 3.0, ceiling))
+        end
       else
         local measured = measured_rate()
         local ceiling = math.huge

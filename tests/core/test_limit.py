@@ -14,6 +14,7 @@ from adk_retry.core._limit import (
     MIN_RATE,
     SCALE,
     SLOW_START_GAIN,
+    SLOW_START_SCALE,
     SS_BETA,
     START_RATE,
     RateState,
@@ -229,6 +230,11 @@ K2 = (2.0 / SCALE) ** (1 / 3)  # CUBIC's time back from 38 to 40
         (RateState(rate=5.0, tokens=-2.0, updated=10.0), 10.0, False, 9.9, 0.0, 5.0 + SLOW_START_GAIN, 0.0),
         # ... but not when the rate held no one back (a full bucket): it proved nothing
         (RateState(rate=5.0, tokens=1.0, updated=9.0), 10.0, False, 9.9, 0.0, 5.0, 0.0),
+        # ... at most to 4x the answered rate (a client too busy to send at its rate proves nothing) ...
+        (RateState(rate=18.0, tokens=-2.0, updated=10.0, measured=5.0, window=10.0), 10.0, False, 9.9, 0.0,
+         SLOW_START_SCALE * 5.0, 0.0),
+        (RateState(rate=30.0, tokens=-2.0, updated=10.0, measured=5.0, window=10.0), 10.0, False, 9.9, 0.0, 30.0,
+         0.0),
         # ... and never above a configured rpm
         (RateState(rate=5.0, tokens=-2.0, updated=10.0), 10.0, False, 9.9, 6.0, 6.0, 0.0),
         # the end of slow start: to 0.95 x the admitted rate (40/s), and CUBIC levels off at that rate
