@@ -46,8 +46,10 @@ retry mode (botocore ``retries/adaptive.py`` ``ClientRateLimiter``,
 - **slow start**: the first admission starts the rate at :data:`START_RATE`
   (5 requests/s, burst 1), and each answer that is not a throttle adds
   :data:`SLOW_START_GAIN` (3/s) while the rate holds callers back (so it
-  grows about e-fold every 1/3 s of answers, and not at all while demand
-  is below it). botocore sends unlimited until the first throttle; measured
+  grows about e-fold every 1/3 s of answers, not at all while demand is
+  below it, and to at most :data:`SLOW_START_SCALE` (4) x the answered
+  rate, so a client too busy to send at its rate does not grow it far past
+  the provider's and then send its backlog at once). botocore sends unlimited until the first throttle; measured
   (issue 11), 80 callers starting together then send 80 requests before
   any 429 can be seen, and at 40 requests/s burst 5 75 of them are refused;
 - the **admitted rate** is measured from the answers that were not
