@@ -38,18 +38,43 @@ spread uniformly over the ``hint`` that follows, so they do not return
 together.
 
 Adaptive mode (``RateLimit(adaptive=True)``, with nothing else configured)
-learns the rate from the provider's 429s the way the AWS SDKs' "adaptive"
-retry mode does (botocore ``retries/adaptive.py`` ``ClientRateLimiter``,
+learns the rate from the provider's 429s, after the AWS SDKs' "adaptive"
+retry mode (botocore ``retries/adaptive.py`` ``ClientRateLimiter``,
 ``retries/throttling.py`` ``CubicCalculator``, ``retries/bucket.py``
-``TokenBucket``): no limit until the first throttle; then the sending rate
-is measured (``RateClocker``: responses counted in half-second windows,
-smoothed 0.8), a throttle sets ``w_max`` to the rate in use and cuts it to
-``0.7 x``, and each success lets it grow back along the CUBIC curve
-``0.4 * (t - K)**3 + w_max`` with ``K = cbrt(w_max * (1 - 0.7) / 0.4)``,
-never above twice the measured rate, never below 0.5 requests/s. One change
-from botocore, as TCP CUBIC does it once per window: a throttle of a request
-admitted (its place reserved) *before* the latest decrease does not decrease again (with 80 callers
-in flight, 80 429s of one wave would otherwise cut the rate by 0.7**80).
+``TokenBucket``) and TCP's slow start, with these defaults:
+
+- **slow start**: the first admission starts the rate at :data:`START_RATE`
+  (5 requests/s, burst 1), and each answer that is not a throttle adds
+  :data:`SLOW_START_GAIN` (3/s) while the rate holds callers back (so it
+  grows about e-fold every 1/3 s of answers, not at all while demand is
+  below it, and to at most :data:`SLOW_START_SCALE` (4) x the answered
+  rate, so a client too busy to send at its rate does not grow it far past
+  the provider's and then send its backlog at once). botocore sends unlimited until the first throttle; measured
+  (issue 11), 80 callers starting together then send 80 requests before
+  any 429 can be seen, and at 40 requests/s burst 5 75 of them are refused;
+- the **admitted rate** is measured from the answers that were not
+  throttled (botocore's ``RateClocker`` counts all responses: half-second
+  windows, the newest weighted 0.8), since what the provider admits is
+  the rate to learn;
+- the **first throttle** ends slow start: the rate goes to :data:`FLOOR`
+  (0.95) x the admitted rate, but no lower than :data:`SS_BETA` (0.5) and
+  no higher than :data:`BETA` (0.7) x the rate in use (slow start may have
+  run far past the provider's rate before the first 429 came back);
+- **later throttles** cut to the larger of 0.7 x the rate in use
+  (botocore) and 0.95 x the admitted rate (a provider that admits 40/s
+  while we send 42/s needs a 5 % cut, not 30 %);
+- CUBIC's ``w_max``, where the rate levels off, is the admitted rate (the
+  rate in use when the reading is below the cut: answers held up by a busy
+  client); each answer grows the rate along ``0.4 * (t - K)**3 + w_max``,
+  ``K = cbrt((w_max - rate after the cut) / 0.4)``, at most to twice the
+  admitted rate, and an answer never lowers it (a lull is no throttle);
+  never below 0.5 requests/s; a configured ``rpm`` is the ceiling;
+- as TCP CUBIC once per window: a throttle of a request admitted (its place
+  reserved) *before* the latest cut does not cut again (with 80 callers in
+  flight, 80 429s of one wave would otherwise cut the rate by 0.7**80);
+- places are reserved at most :data:`HORIZON` (0.1 s) ahead, so a cut
+  applies to the callers already waiting.
+
 The rate lives in the store, so a fleet shares it (:func:`feedback`).
 
 Example:
@@ -96,7 +121,20 @@ SMOOTHING = 0.8
 """Weight of the newest window in the measured rate (botocore's ``RateClocker._DEFAULT_SMOOTHING``)."""
 WINDOW = 0.5
 """Seconds per window of the measured rate (botocore's ``RateClocker._TIME_BUCKET_RANGE``)."""
-HORIZON = 0.5
+START_RATE = 5.0
+"""Adaptive mode's first rate, requests per second (slow start begins here)."""
+SLOW_START_GAIN = 3.0
+"""Requests/s added per answer in slow start, while the rate holds callers back (it grows ``e``-fold per 1/3 s)."""
+SS_BETA = 0.5
+"""The deepest cut at the end of slow start (TCP halves its window there): the rate may have overshot.
+
+The cut goes to :data:`FLOOR` times the admitted rate, but between this and :data:`BETA` times the rate in use.
+"""
+SLOW_START_SCALE = 4.0
+"""Slow start keeps the rate below this times the answered rate (a client too busy to use it proves nothing)."""
+FLOOR = 0.95
+"""A cut goes no lower than this times the admitted rate (the answers that were not throttled)."""
+HORIZON = 0.1
 """Adaptive mode reserves no further ahead than this: a caller with a longer wait asks again after it.
 
 A place reserved at a rate that has changed since would keep its old time
@@ -115,9 +153,12 @@ class RateLimit(BaseModel):
             corrected from the response's usage (one second's worth at once).
         max_concurrency: attempts in flight at once.
         burst: requests let through at once beyond the steady rate (1: evenly spaced).
-        adaptive: learn the rate from the provider's 429s (AIMD with CUBIC,
-            as the AWS SDK's adaptive retry mode); ``rpm``, when also set, is
-            the ceiling. ``RateLimit(adaptive=True)`` alone is "nothing configured".
+        adaptive: learn the rate from the provider's 429s: a slow start from
+            5 requests/s until the first 429, then cuts to 0.95 x the rate the
+            provider admitted and CUBIC growth back to it (after the AWS SDK's
+            adaptive retry mode; see the module docstring for every default);
+            ``rpm``, when also set, is the ceiling. ``RateLimit(adaptive=True)``
+            alone is "nothing configured".
         max_wait: the longest a call waits for admission when its policy has
             no ``timeout`` (with one, the time left of it): past it, the call
             fails with :class:`~adk_retry.core._errors.RateLimitedError`.
@@ -280,6 +321,8 @@ def reserve(
         >>> first.wait, second.wait
         (0.0, 0.5)
     """
+    if adaptive and state.rate <= 0.0:
+        state = replace(state, rate=START_RATE if rate <= 0.0 else min(rate, START_RATE))  # slow start
     start = now
     if state.not_before > now:
         start = state.not_before + u * state.spread
@@ -407,18 +450,22 @@ def feedback(
     - ``tokens``: model tokens to add to the token bucket's debt (the
       response's usage minus the estimate; negative gives some back).
     - ``hint``: a throttle's server hint holds the whole scope (:func:`hold_after_hint`).
-    - adaptive: the response is counted into the measured rate; a throttle
-      of a request sent at or after the latest decrease (``sent_at``) cuts
-      the rate (CUBIC: ``w_max`` = the rate in use, rate = 0.7 x it), any
-      other answer lets it grow along the CUBIC curve; always between 0.5/s
-      and twice the measured rate.
+    - adaptive (see the module docstring): an answer that is not a throttle
+      is counted into the measured admitted rate and grows the rate (by
+      :data:`SLOW_START_GAIN` in slow start, else along the CUBIC curve, at
+      most twice the admitted rate); a throttle of a request sent at or after
+      the latest decrease (``sent_at``) ends slow start and cuts the rate to
+      :data:`BETA` times the rate in use, but not below :data:`FLOOR` times
+      the admitted rate (what the provider is seen to admit), and sets
+      ``w_max`` (where CUBIC levels off) to the admitted rate.
 
     ``rate`` and ``burst`` are the configured request limits (the ceiling in adaptive mode).
 
     Example:
-        >>> state = feedback(RateState(measured=20.0, window=5.0), 5.0, throttled=True, sent_at=4.9, adaptive=True)
+        >>> state = feedback(RateState(rate=30.0, measured=20.0, window=5.0), 5.0, throttled=True, sent_at=4.9,
+        ...                  adaptive=True)
         >>> round(state.rate, 6), state.w_max, state.last_fail
-        (14.0, 20.0, 5.0)
+        (19.0, 20.0, 5.0)
     """
     if tokens:
         state = replace(state, ttokens=state.ttokens - tokens)
@@ -428,21 +475,39 @@ def feedback(
         state = hold_after_hint(state, now, hint, rate=paced, burst=burst)
     if not adaptive:
         return state
-    state = clock_rate(state, now)
-    measured = _measured(state, now)
-    ceiling = MAX_RATE_SCALE * measured if measured > 0.0 else math.inf
-    if rate > 0.0:
-        ceiling = min(ceiling, rate)
     if throttled:
         if state.rate > 0.0 and sent_at < state.last_fail:
             return state  # sent under the rate before the latest cut: that cut already answered it
-        in_use = measured if state.rate <= 0.0 else min(measured or state.rate, state.rate)
-        if in_use <= 0.0:
-            in_use = rate if rate > 0.0 else MIN_RATE
-        k = (in_use * (1.0 - BETA) / SCALE) ** (1.0 / 3.0)
-        new = max(MIN_RATE, min(in_use * BETA, ceiling))
-        return replace(state, rate=new, w_max=in_use, k=k, last_fail=now)
+        measured = _measured(state, now)
+        in_use = state.rate if state.rate > 0.0 else (rate if rate > 0.0 else START_RATE)
+        admitted = min(measured, in_use) if measured > 0.0 else 0.0
+        if state.w_max:
+            new = max(MIN_RATE, in_use * BETA, admitted * FLOOR)
+        else:  # the end of slow start: the rate may have run far past the provider's
+            new = max(MIN_RATE, min(in_use * BETA, max(in_use * SS_BETA, admitted * FLOOR)))
+        if rate > 0.0:
+            new = min(new, rate)
+        # CUBIC levels off at what the provider was seen to admit; a reading below the new rate
+        # (answers held up by a busy client, not by the provider) says nothing: botocore's rate in use.
+        w_max = admitted if admitted >= new else in_use
+        k = ((w_max - new) / SCALE) ** (1.0 / 3.0)
+        return replace(state, rate=new, w_max=w_max, k=k, last_fail=now)
+    state = clock_rate(state, now)
     if state.rate <= 0.0:
-        return state  # not throttled yet: nothing learnt, no limit
-    new = max(MIN_RATE, min(cubic_rate(state.w_max, state.k, now - state.last_fail), ceiling))
-    return replace(state, rate=new)
+        return state  # not started (no admission asked yet): nothing to grow
+    if not state.w_max:  # slow start: no throttle yet
+        if refill(state.tokens, state.updated, now, state.rate, burst) >= 1.0:
+            return state  # the rate did not hold anyone back: it proved nothing (TCP's cwnd validation)
+        measured = _measured(state, now)
+        # No faster than twice what was answered: a client too busy to send at the rate it has
+        # would otherwise grow it far past the provider's, and send that backlog at once later.
+        ceiling = SLOW_START_SCALE * measured if measured > 0.0 else math.inf
+        new = max(state.rate, min(state.rate + SLOW_START_GAIN, ceiling))
+    else:
+        measured = _measured(state, now)
+        ceiling = MAX_RATE_SCALE * measured if measured > 0.0 else math.inf
+        # Never lower on an answer (a lull in demand is no throttle), and no faster than the answers show.
+        new = max(state.rate, min(cubic_rate(state.w_max, state.k, now - state.last_fail), ceiling))
+    if rate > 0.0:
+        new = min(new, rate)
+    return replace(state, rate=max(MIN_RATE, new))

@@ -155,7 +155,10 @@ async def admit(
     reserved_at = now()
     try:
         if limit.metered:
-            waited += await _place(store, key, limit, cost=cost, max_wait=max_wait - waited, u=u, now=now, sleep=sleep)
+            placed, reserved_at = await _place(
+                store, key, limit, cost=cost, max_wait=max_wait - waited, u=u, now=now, sleep=sleep
+            )
+            waited += placed
     except BaseException:
         # Refused, cancelled, or the store failed: the slot is not used.
         if holder is not None:
@@ -174,8 +177,8 @@ async def _place(
     u: float,
     now: clock.Clock,
     sleep: clock.Sleep,
-) -> float:
-    """Reserve a place in the rate buckets and wait for it; returns the seconds waited.
+) -> tuple[float, float]:
+    """Reserve a place in the rate buckets and wait for it; returns the seconds waited and when it was reserved.
 
     Adaptive mode reserves at most :data:`~adk_retry.core._limit.HORIZON`
     ahead: a caller told to wait longer sleeps that long and asks again, so a
@@ -184,9 +187,10 @@ async def _place(
     horizon = HORIZON if limit.adaptive else math.inf
     asked = 0.0
     while True:
+        reserved_at = now()  # a caller that asks again is paced by the rate of its last ask
         reservation = await store.reserve(
             key,
-            now(),
+            reserved_at,
             rate=limit.rate,
             burst=limit.burst,
             token_rate=limit.token_rate,
@@ -201,13 +205,13 @@ async def _place(
         if reservation.wait > max_wait - asked:
             raise Refused(asked + reservation.wait, "rate")
         if not clock.waits_enabled():
-            return asked + reservation.wait  # under no_waits nothing waits, so nothing is reserved either
+            return asked + reservation.wait, reserved_at  # under no_waits nothing waits, nothing is reserved
         later = min(reservation.wait, horizon)
         await sleep(later)
         asked += later
     wait = reservation.wait
     if not clock.waits_enabled():
-        return asked + wait
+        return asked + wait, reserved_at
     if wait > 0.0:
         await sleep(wait)
         # A hint that came while this caller slept holds it too (its place was taken before it).
@@ -220,7 +224,7 @@ async def _place(
             wait += more
     if reservation.interval > 0.0:
         wait += await _spaced(store, key, reservation.interval, now, sleep)
-    return asked + wait
+    return asked + wait, reserved_at
 
 
 async def _spaced(store: StateStore, key: str, interval: float, now: clock.Clock, sleep: clock.Sleep) -> float:

@@ -250,6 +250,9 @@ local now, rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local token_rate, cost, max_wait = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local u, adaptive = tonumber(ARGV[7]), ARGV[8] == '1'
 local s = load(KEYS[1])
+if adaptive and s.rate <= 0 then
+  if rate <= 0 then s.rate = 5.0 else s.rate = math.min(rate, 5.0) end
+end
 local start = now
 if s.not_before > now then start = s.not_before + u * s.spread end
 local requests = rate
@@ -307,43 +310,63 @@ if throttled and hint > 0 then
     end
   end
 end
+local function measured_rate()
+  if s.measured > 0 then return s.measured end
+  if s.window ~= 0 and s.count ~= 0 then return s.count / math.max(0.5, now - s.window) end
+  return 0
+end
 if adaptive then
-  local window = math.floor(now / 0.5) * 0.5
-  if s.window == 0 then
-    s.count = 1; s.window = window
-  elseif window > s.window then
-    local current = (s.count + 1) / (window - s.window)
-    s.measured = current * 0.8 + s.measured * (1 - 0.8); s.count = 0; s.window = window
-  else
-    s.count = s.count + 1
-  end
-  local measured = s.measured
-  if measured <= 0 then
-    measured = 0
-    if s.window ~= 0 and s.count ~= 0 then measured = s.count / math.max(0.5, now - s.window) end
-  end
-  local ceiling = math.huge
-  if measured > 0 then ceiling = 2 * measured end
-  if rate > 0 then ceiling = math.min(ceiling, rate) end
   if throttled then
     if not (s.rate > 0 and sent_at < s.last_fail) then
-      local in_use
-      if s.rate <= 0 then
-        in_use = measured
-      else
-        local m = measured
-        if m == 0 then m = s.rate end
-        in_use = math.min(m, s.rate)
-      end
+      local measured = measured_rate()
+      local in_use = s.rate
       if in_use <= 0 then
-        if rate > 0 then in_use = rate else in_use = 0.5 end
+        if rate > 0 then in_use = rate else in_use = 5.0 end
       end
-      s.k = (in_use * (1 - 0.7) / 0.4) ^ (1 / 3)
-      s.rate = math.max(0.5, math.min(in_use * 0.7, ceiling))
-      s.w_max = in_use; s.last_fail = now
+      local admitted = 0
+      if measured > 0 then admitted = math.min(measured, in_use) end
+      local new
+      if s.w_max ~= 0 then
+        new = math.max(0.5, in_use * 0.7, admitted * 0.95)
+      else
+        new = math.max(0.5, math.min(in_use * 0.7, math.max(in_use * 0.5, admitted * 0.95)))
+      end
+      if rate > 0 then new = math.min(new, rate) end
+      local w_max = in_use
+      if admitted >= new then w_max = admitted end
+      s.k = ((w_max - new) / 0.4) ^ (1 / 3)
+      s.rate = new; s.w_max = w_max; s.last_fail = now
     end
-  elseif s.rate > 0 then
-    s.rate = math.max(0.5, math.min(0.4 * ((now - s.last_fail) - s.k) ^ 3 + s.w_max, ceiling))
+  else
+    local window = math.floor(now / 0.5) * 0.5
+    if s.window == 0 then
+      s.count = 1; s.window = window
+    elseif window > s.window then
+      local current = (s.count + 1) / (window - s.window)
+      s.measured = current * 0.8 + s.measured * (1 - 0.8); s.count = 0; s.window = window
+    else
+      s.count = s.count + 1
+    end
+    if s.rate > 0 then
+      local new = nil
+      if s.w_max == 0 then
+        if refill(s.tokens, s.updated, now, s.rate, burst) < 1 then
+          local measured = measured_rate()
+          local ceiling = math.huge
+          if measured > 0 then ceiling = 4.0 * measured end
+          new = math.max(s.rate, math.min(s.rate + 3.0, ceiling))
+        end
+      else
+        local measured = measured_rate()
+        local ceiling = math.huge
+        if measured > 0 then ceiling = 2 * measured end
+        new = math.max(s.rate, math.min(0.4 * ((now - s.last_fail) - s.k) ^ 3 + s.w_max, ceiling))
+      end
+      if new ~= nil then
+        if rate > 0 then new = math.min(new, rate) end
+        s.rate = math.max(0.5, new)
+      end
+    end
   end
 end
 save(KEYS[1], s, ARGV[9])

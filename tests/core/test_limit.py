@@ -10,8 +10,13 @@ from pydantic import ValidationError
 from adk_retry import RateLimit, RetryPolicy
 from adk_retry.core._limit import (
     BETA,
+    FLOOR,
     MIN_RATE,
     SCALE,
+    SLOW_START_GAIN,
+    SLOW_START_SCALE,
+    SS_BETA,
+    START_RATE,
     RateState,
     clock_rate,
     cubic_rate,
@@ -116,8 +121,10 @@ def _reserve(state: RateState, now: float, **kwargs: float | bool) -> tuple[Rate
         ({"rate": 10.0, "token_rate": 10.0, "cost": 5.0}, [100.0, 100.0, 100.0], [0.0, 0.1, 0.5]),
         # a horizon: no place further ahead than it (None), the wait is reported all the same.
         ({"rate": 2.0, "horizon": 0.6}, [100.0] * 4, [0.0, 0.5, None, None]),
-        # no limit at all (adaptive, nothing learnt yet): everyone at once.
-        ({"adaptive": True}, [100.0, 100.0, 100.0], [0.0, 0.0, 0.0]),
+        # adaptive, nothing learnt yet: slow start, at START_RATE (5/s), not everyone at once.
+        ({"adaptive": True}, [100.0, 100.0, 100.0], [0.0, 0.2, 0.4]),
+        # ... under a configured rpm, when that is lower.
+        ({"adaptive": True, "rate": 2.0}, [100.0, 100.0], [0.0, 0.5]),
     ],
 )
 def test_reserve(limits: dict[str, float], arrivals: list[float], waits: list[float | None]) -> None:
@@ -213,30 +220,54 @@ def test_cubic_curve_is_botocores() -> None:
     assert cubic_rate(w_max, k, k + 1.0) == pytest.approx(w_max + SCALE)  # then probing beyond it
 
 
+K2 = (2.0 / SCALE) ** (1 / 3)  # CUBIC's time back from 38 to 40
+
+
 @pytest.mark.parametrize(
     ("state", "now", "throttled", "sent_at", "rate", "expected_rate", "expected_w_max"),
     [
-        # first throttle: measured 20/s -> w_max 20, rate 14
-        (RateState(measured=20.0, window=10.0), 10.0, True, 9.9, 0.0, 14.0, 20.0),
+        # slow start (w_max 0): an answer while the rate holds callers back (the bucket is in debt) adds the gain
+        (RateState(rate=5.0, tokens=-2.0, updated=10.0), 10.0, False, 9.9, 0.0, 5.0 + SLOW_START_GAIN, 0.0),
+        # ... but not when the rate held no one back (a full bucket): it proved nothing
+        (RateState(rate=5.0, tokens=1.0, updated=9.0), 10.0, False, 9.9, 0.0, 5.0, 0.0),
+        # ... at most to 4x the answered rate (a client too busy to send at its rate proves nothing) ...
+        (RateState(rate=18.0, tokens=-2.0, updated=10.0, measured=5.0, window=10.0), 10.0, False, 9.9, 0.0,
+         SLOW_START_SCALE * 5.0, 0.0),
+        (RateState(rate=30.0, tokens=-2.0, updated=10.0, measured=5.0, window=10.0), 10.0, False, 9.9, 0.0, 30.0,
+         0.0),
+        # ... and never above a configured rpm
+        (RateState(rate=5.0, tokens=-2.0, updated=10.0), 10.0, False, 9.9, 6.0, 6.0, 0.0),
+        # the end of slow start: to 0.95 x the admitted rate (40/s), and CUBIC levels off at that rate
+        (RateState(rate=60.0, measured=40.0, window=10.0), 10.0, True, 9.9, 0.0, FLOOR * 40.0, 40.0),
+        # ... a far overshoot (100/s, 30 admitted): no deeper than SS_BETA of the rate in use; an admitted rate
+        # below the new one is no reading of the provider (a busy client), so CUBIC aims at the rate in use
+        (RateState(rate=100.0, measured=30.0, window=10.0), 10.0, True, 9.9, 0.0, SS_BETA * 100.0, 100.0),
+        # ... a small one (45/s, 40 admitted): at least BETA of it
+        (RateState(rate=45.0, measured=40.0, window=10.0), 10.0, True, 9.9, 0.0, BETA * 45.0, 40.0),
+        # a later throttle: the larger of BETA x in use and 0.95 x admitted
+        (RateState(rate=42.0, w_max=40.0, k=1.0, last_fail=5.0, measured=40.0, window=10.0), 10.0, True, 9.9, 0.0,
+         FLOOR * 40.0, 40.0),
+        (RateState(rate=42.0, w_max=40.0, k=1.0, last_fail=5.0, measured=20.0, window=10.0), 10.0, True, 9.9, 0.0,
+         BETA * 42.0, 42.0),
         # a throttle sent before the latest cut: no second cut
-        (RateState(rate=14.0, w_max=20.0, k=2.466, last_fail=10.0, measured=20.0, window=10.0), 10.1, True, 9.95,
-         0.0, 14.0, 20.0),
-        # a throttle sent after it: cut again from the rate in use
-        (RateState(rate=14.0, w_max=20.0, k=2.466, last_fail=10.0, measured=20.0, window=10.0), 10.1, True, 10.05,
-         0.0, 14.0 * BETA, 14.0),
-        # a success K seconds after the cut: back at w_max (2x measured allows it)
-        (RateState(rate=14.0, w_max=20.0, k=(20.0 * 0.3 / 0.4) ** (1 / 3), last_fail=10.0, measured=20.0,
-                   window=12.0), 10.0 + (20.0 * 0.3 / 0.4) ** (1 / 3), False, 11.0, 0.0, 20.0, 20.0),
-        # growth is capped at twice the measured rate
-        (RateState(rate=14.0, w_max=20.0, k=0.0, last_fail=0.0, measured=5.0, window=100.0), 100.0, False, 99.0,
+        (RateState(rate=38.0, w_max=40.0, k=K2, last_fail=10.0, measured=40.0, window=10.0), 10.1, True, 9.95,
+         0.0, 38.0, 40.0),
+        # a success K seconds after the cut: back at w_max
+        (RateState(rate=38.0, w_max=40.0, k=K2, last_fail=10.0, measured=40.0, window=11.5), 10.0 + K2, False,
+         11.0, 0.0, 40.0, 40.0),
+        # growth is capped at twice the measured rate ...
+        (RateState(rate=8.0, w_max=20.0, k=0.0, last_fail=0.0, measured=5.0, window=100.0), 100.0, False, 99.0,
          0.0, 10.0, 20.0),
-        # and at the configured rpm, when there is one
+        # ... but an answer never lowers the rate (a lull in demand is no throttle)
+        (RateState(rate=14.0, w_max=20.0, k=0.0, last_fail=0.0, measured=5.0, window=100.0), 100.0, False, 99.0,
+         0.0, 14.0, 20.0),
+        # the configured rpm is the ceiling
         (RateState(rate=14.0, w_max=20.0, k=0.0, last_fail=0.0, measured=50.0, window=100.0), 100.0, False, 99.0,
          12.0, 12.0, 20.0),
         # never below 0.5/s
-        (RateState(rate=0.6, w_max=0.6, last_fail=9.0, measured=0.6, window=10.0), 10.0, True, 9.9, 0.0, MIN_RATE,
+        (RateState(rate=0.6, w_max=0.6, last_fail=9.0, measured=0.3, window=10.0), 10.0, True, 9.9, 0.0, MIN_RATE,
          0.6),
-        # a success before any throttle learns nothing: still no limit
+        # an answer before any admission asked: nothing started, no limit
         (RateState(), 10.0, False, 9.9, 0.0, 0.0, 0.0),
     ],
 )  # fmt: skip
@@ -254,13 +285,23 @@ def test_adaptive_feedback(  # each row's window is the current one: the measure
     assert after.w_max == pytest.approx(expected_w_max)
 
 
-def test_the_first_throttle_of_a_stampede_sees_how_fast_it_came() -> None:
-    state = RateState()
-    for i in range(40):  # 40 responses within 0.2 s: no window has closed yet
-        state = feedback(state, 10.0 + 0.005 * i, throttled=False, sent_at=10.0, adaptive=True)
-    state = feedback(state, 10.2, throttled=True, sent_at=10.1, adaptive=True)
-    assert state.w_max == pytest.approx(41 / 0.5)  # the count over (at least) one window
-    assert state.rate == pytest.approx(BETA * 41 / 0.5)
+def test_throttles_do_not_count_as_admitted() -> None:
+    state = RateState(rate=40.0, window=10.0)
+    for i in range(10):
+        state = feedback(state, 10.0 + 0.01 * i, throttled=False, sent_at=9.0, adaptive=True)
+    counted = state.count
+    state = feedback(state, 10.2, throttled=True, sent_at=10.15, adaptive=True)
+    assert state.count == counted  # the measured rate is what the provider admitted
+
+
+def test_slow_start_ends_at_the_first_throttle() -> None:
+    state, first = reserve(
+        RateState(), 100.0, rate=0.0, burst=1.0, token_rate=0.0, cost=0.0, max_wait=9.0, u=0.0, adaptive=True
+    )
+    assert (state.rate, state.w_max, first.wait) == (START_RATE, 0.0, 0.0)
+    state = feedback(state, 100.05, throttled=True, sent_at=100.0, adaptive=True)
+    assert state.w_max > 0.0  # CUBIC from now on: answers grow the rate along the curve, not by the gain
+    assert state.rate == pytest.approx(SS_BETA * START_RATE)  # nothing admitted was measured: the deepest cut
 
 
 def test_feedback_corrects_the_token_debt_and_holds_on_a_hint() -> None:

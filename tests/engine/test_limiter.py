@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from adk_retry import RateLimit, RateLimitedError, RetryHandler, RetryPolicy
+from adk_retry.core._limit import START_RATE
 from adk_retry.guards import _limiter
 from adk_retry.guards._store import MemoryStore
 
@@ -270,15 +271,20 @@ async def test_adaptive_learns_from_429s_and_paces_the_scope() -> None:
     for _ in range(3):
         assert await retry(ok) == "ok"
         clock.now += 0.01
-    assert clock.slept == []  # nothing learnt yet: no limit
+    # Nothing learnt yet: slow start paces from START_RATE (5/s) on, faster with each answer it held back.
+    assert clock.slept
+    assert 0.0 < sum(clock.slept) <= 2 * (1.0 / START_RATE - 0.01) + 1e-9
+    slept = len(clock.slept)
     with pytest.raises(Exception, match="slow down"):
         await retry(throttled)
     learnt = store.rate_state("model:agent").rate
     assert learnt > 0.0
-    await retry(ok)
-    await retry(ok)
-    assert clock.slept
-    assert clock.slept[-1] == pytest.approx(1.0 / learnt, rel=0.2)
+    await retry(ok)  # takes its place at the learnt rate
+    rate = store.rate_state("model:agent").rate
+    before = len(clock.slept)
+    await retry(ok)  # at once after it: one interval of that rate (asked again after each horizon)
+    assert len(clock.slept) > before > slept
+    assert sum(clock.slept[before:]) == pytest.approx(1.0 / rate, rel=0.2)
 
 
 async def test_callers_woken_together_by_a_late_loop_still_leave_one_interval_apart() -> None:

@@ -43,10 +43,15 @@ SCRIPT: list[tuple[str, dict[str, object]]] = [
     ("reserve", {"now": 100.4, "rate": 2.0, "burst": 2.0, "token_rate": 0.0, "cost": 1.0, "u": 0.7, "max_wait": 0.5}),
     ("hold", {}),
     ("reserve", {"now": 100.5, "rate": 2.0, "burst": 2.0, "token_rate": 0.0, "cost": 0.0, "u": 0.0, "horizon": 0.1}),
-] + [  # adaptive: a run of answers across windows, throttles among them
-    ("feedback", {"now": 200.0 + 0.07 * i, "throttled": i % 9 == 4, "sent_at": 200.0 + 0.07 * i - 0.05,
-                  "hint": None, "tokens": 0.0, "adaptive": True})
+] + [  # adaptive: slow start, its end, CUBIC: a run of admissions and answers across windows, throttles among them
+    step
     for i in range(40)
+    for step in (
+        ("reserve", {"now": 200.0 + 0.07 * i - 0.05, "rate": 0.0, "burst": 1.0, "token_rate": 0.0, "cost": 0.0,
+                     "u": 0.0, "adaptive": True, "horizon": 0.1}),
+        ("feedback", {"now": 200.0 + 0.07 * i, "throttled": i % 9 == 4, "sent_at": 200.0 + 0.07 * i - 0.05,
+                      "hint": None, "tokens": 0.0, "adaptive": True}),
+    )
 ] + [
     ("reserve", {"now": 203.0, "rate": 0.0, "burst": 1.0, "token_rate": 0.0, "cost": 0.0, "u": 0.0, "adaptive": True}),
     ("reserve", {"now": 203.0, "rate": 0.0, "burst": 1.0, "token_rate": 0.0, "cost": 0.0, "u": 0.0, "adaptive": True}),
@@ -68,12 +73,13 @@ async def _play(store: MemoryStore | RedisStore) -> list[object]:
             )
             out.append((reservation.admitted, reservation.wait, reservation.interval))
         elif op == "feedback":
+            adaptive = bool(a.pop("adaptive", False))
             out.append(
                 await store.rate_feedback(
                     "k",
                     a.pop("now"),  # type: ignore[arg-type]
-                    adaptive=a.pop("adaptive", False),  # type: ignore[arg-type]
-                    rate=0.0 if a.get("adaptive") else 2.0,
+                    adaptive=adaptive,
+                    rate=0.0 if adaptive else 2.0,  # adaptive with nothing configured: no ceiling
                     burst=2.0,
                     **a,  # type: ignore[arg-type]
                 )
