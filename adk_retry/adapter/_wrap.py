@@ -16,6 +16,7 @@ engine's one attempt loop (:func:`adk_retry.engine._loop.run_attempts`).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -191,29 +192,66 @@ def _make_wrapper(retry: ModelRetry) -> ModelMethod:
         call.retry = retry
         call.saved = take(llm_request, config=retry.snapshot_config)
         plan = handler.plan
+        if not plan.special:
+            # The common case: each attempt is the model's own method, called as ADK called us.
+            responses = run_attempts(
+                call, original, (llm_request, stream), not stream or plan.buffers_streams, state is None
+            )
+        else:
+            responses = _special_call(retry, handler, call, original, model_name, stream, state is None)
         # LiteLlm maps a request's retry_options onto litellm's num_retries for
         # that call: an owner of retries sets them aside for the call.
         if plan.owns_lower and config is not None and config.http_options is not None:
-            call.set_aside_retry_options(config.http_options)
-        if not plan.special:
-            # The common case: each attempt is the model's own method, called as ADK called us.
-            return run_attempts(
-                call, original, (llm_request, stream), not stream or plan.buffers_streams, state is None
-            )
-        if plan.malformed_calls:
-            start: Callable[[], AsyncGenerator[LlmResponse, None]] = partial(
-                _refusing_malformed_call, original, llm_request, stream
-            )
-        else:
-            start = partial(original, llm_request, stream)
-        if plan.rate_limited and plan.rate_limit is not None and plan.rate_limit.tpm is not None:
-            call.cost = estimate_tokens(model_name, llm_request)
-            start = metered(start, call)
-        if plan.chained:
-            return _run_chain(retry, handler, call, start, stream, state is None)
-        return run_attempts(call, start, (), not stream or plan.buffers_streams, state is None)
+            http = config.http_options
+            if http.retry_options is not None:
+                return _retry_options_set_aside(http, responses)
+        return responses
 
     return generate_content_async_with_retry
+
+
+def _special_call(
+    retry: ModelRetry,
+    handler: RetryHandler,
+    call: ModelCall,
+    original: ModelMethod,
+    model_name: str,
+    stream: bool,
+    log: bool,
+) -> AsyncGenerator[LlmResponse, None]:
+    """A call whose attempts start some other way: a malformed-call check, token metering, a chain."""
+    plan = handler.plan
+    llm_request = call.request
+    if plan.malformed_calls:
+        start: Callable[[], AsyncGenerator[LlmResponse, None]] = partial(
+            _refusing_malformed_call, original, llm_request, stream
+        )
+    else:
+        start = partial(original, llm_request, stream)
+    if plan.rate_limited and plan.rate_limit is not None and plan.rate_limit.tpm is not None:
+        call.cost = estimate_tokens(model_name, llm_request)
+        start = metered(start, call)
+    if plan.chained:
+        return _run_chain(retry, handler, call, start, stream, log)
+    return run_attempts(call, start, (), not stream or plan.buffers_streams, log)
+
+
+async def _retry_options_set_aside(
+    http: Any, responses: AsyncGenerator[LlmResponse, None]
+) -> AsyncGenerator[LlmResponse, None]:
+    """``responses``, with the request's ``retry_options`` off while they run and put back when the call ends.
+
+    Only for a request that carries ``retry_options`` (rare: ADK's evaluation
+    plugins set them), so the common call pays no generator frame for it.
+    """
+    options = http.retry_options
+    http.retry_options = None
+    try:
+        async with aclosing(responses):
+            async for response in responses:
+                yield response
+    finally:
+        http.retry_options = options
 
 
 def _refusing_malformed_call(
@@ -344,13 +382,6 @@ class ModelCall(RetryCall):
     request: LlmRequest
     retry: ModelRetry
     saved: Snapshot
-
-    def set_aside_retry_options(self, http: Any) -> None:
-        """Take the request's ``retry_options`` off for this call; they are put back when it ends."""
-        options = http.retry_options
-        if options is not None:
-            http.retry_options = None
-            self.cleanup = partial(setattr, http, "retry_options", options)
 
     async def between(self) -> None:
         """Put the request back as it was sent, then run the recovery hook, if any."""

@@ -239,7 +239,7 @@ async def run_attempts(
         call: the call's bookkeeping, from :meth:`RetryHandler.begin` (or a
             subclass: the adapter's knows what an empty answer is
             (:attr:`RetryCall.is_empty`), restores the request in
-            :meth:`RetryCall.between` and may set :attr:`RetryCall.cleanup`).
+            :meth:`RetryCall.between`).
         start: starts one attempt: an async generator of responses.
         args: what ``start`` is called with (a tuple, not a ``functools.partial``
             made for every call: the model's own method and its arguments).
@@ -267,81 +267,91 @@ async def run_attempts(
     # What the call's class says about responses: read once, not per response.
     is_empty = call.is_empty
     current = 0
-    try:
-        if plan.guarded:
-            await call.admit()
-        while True:
-            if call.index != current:
-                # Moved to another model (a fallback, or a hedge on it that won).
-                current = call.index
-                assert models is not None
-                if switch is not None:
-                    await switch(current)
-                start, args = models, (current, False)
-            held: list[T] = []
-            committed = False
-            if plan.shaped:
-                if plan.rate_limited:
-                    await call.take_admission()
-                responses = start(*args)
-                if plan.hedged:
-                    again = models if models is not None else _again(start, args)
-                    responses = _hedged(call, responses, again, is_empty)
-                source = responses if not plan.limited else _bounded(responses, call, hold_all, is_empty)
-            else:
-                source = responses = start(*args)
-            try:
-                async for response in source:
-                    if hold_all or (not committed and is_empty is not None and is_empty(response)):
-                        held.append(response)
-                        continue
-                    committed = True
-                    if held:
-                        for earlier in held:
-                            yield earlier
-                        held.clear()
-                    yield response
-            except BaseException as exc:
-                # Close the attempt, and so its HTTP connection, on every way out but
-                # exhaustion (an error, a timeout, our consumer closing us mid-stream).
-                if source is not responses:
-                    await source.aclose()
-                await responses.aclose()
-                if plan.rate_limited:
-                    await call.end_attempt(exc)
-                if committed:
-                    await call.interrupted(exc)
-                    raise
-                delay = await call.failed(exc)
-                if delay is None:
-                    raise
-            else:
-                if plan.rate_limited:
-                    await call.end_attempt(None)
-                # An attempt is an answer as soon as one response carries something: a
-                # stream may end with empty bookkeeping responses after its text.
-                error = None
-                if is_empty is not None and not committed and all(map(is_empty, held)):
+    if plan.guarded:
+        await call.admit()
+    while True:
+        if call.index != current:
+            # Moved to another model (a fallback, or a hedge on it that won).
+            current = call.index
+            assert models is not None
+            if switch is not None:
+                await switch(current)
+            start, args = models, (current, False)
+        held: list[T] = []
+        committed = False
+        if plan.shaped:
+            if plan.rate_limited:
+                await call.take_admission()
+            responses = start(*args)
+            if plan.hedged:
+                again = models if models is not None else _again(start, args)
+                responses = _hedged(call, responses, again, is_empty)
+            source = responses if not plan.limited else _bounded(responses, call, hold_all, is_empty)
+        else:
+            source = responses = start(*args)
+        try:
+            async for response in source:
+                if hold_all or (not committed and is_empty is not None and is_empty(response)):
+                    held.append(response)
+                    continue
+                committed = True
+                if held:
+                    for earlier in held:
+                        yield earlier
+                    held.clear()
+                yield response
+        except BaseException as exc:
+            # Close the attempt, and so its HTTP connection, on every way out but
+            # exhaustion (an error, a timeout, our consumer closing us mid-stream).
+            if source is not responses:
+                await source.aclose()
+            await responses.aclose()
+            if plan.rate_limited:
+                await call.end_attempt(exc)
+            if committed:
+                await call.interrupted(exc)
+                raise
+            delay = await call.failed(exc)
+            if delay is None:
+                raise
+        else:
+            if plan.rate_limited:
+                await call.end_attempt(None)
+            # An attempt is an answer as soon as one response carries something: a
+            # stream may end with empty bookkeeping responses after its text.
+            error = None
+            if is_empty is not None and not committed:
+                for response in held:
+                    if not is_empty(response):
+                        break
+                else:
                     candidate = call.empty_error(held[-1] if held else None)
                     if plan.retriable(candidate):
                         error = candidate
-                if error is None:
+            if error is None:
+                if call.attempt == 1 and not plan.chained:
+                    # The common case, what call.succeeded() does for one attempt, inline:
+                    # a Python call less on every answered call.
+                    call.handler.stats.successes += 1
+                    model_stats = call.model_stats
+                    if model_stats is not None:
+                        model_stats.calls += 1
+                        model_stats.attempts += 1
+                        model_stats.successes += 1
+                else:
                     call.succeeded(log)
-                    if plan.guarded:
-                        await call.settle_success()
-                    for response in held:
-                        yield response
-                    return
-                delay = await call.failed(error)
-                if delay is None:
-                    raise error
-            if call.index == current:
-                await call.wait(delay)
-                await call.between()
-            call.start_attempt()
-    finally:
-        if call.cleanup is not None:
-            call.cleanup()
+                if plan.guarded:
+                    await call.settle_success()
+                for response in held:
+                    yield response
+                return
+            delay = await call.failed(error)
+            if delay is None:
+                raise error
+        if call.index == current:
+            await call.wait(delay)
+            await call.between()
+        call.start_attempt()
 
 
 def _again(
@@ -645,7 +655,6 @@ class RetryCall:
         "agent",
         "attempt",
         "chain",
-        "cleanup",
         "cost",
         "failure",
         "handler",
@@ -694,7 +703,6 @@ class RetryCall:
         self.observer = observer
         self.recovery: tuple[ErrorRule, BaseException] | None = None
         self.rule_retries: dict[int, int] | None = None
-        self.cleanup: Callable[[], None] | None = None  # called once when the call ends, however it ends
         # The models this call may use, by name: the adapter sets them for a policy with
         # fallbacks. ``index`` is the current one; ``tried`` counts attempts on earlier ones.
         self.chain: tuple[str | None, ...] = (model,) if plan.chained else ()
@@ -761,17 +769,9 @@ class RetryCall:
     def succeeded(self, log: bool) -> None:
         """Count a success; log it when it took a retry and ``log`` is set."""
         self.handler.stats.successes += 1
-        model_stats = self.model_stats
-        if self.attempt == 1 and not self.plan.chained:
-            # The common case, what _settle_model(None) does for one attempt, without the call.
-            if model_stats is not None:
-                model_stats.calls += 1
-                model_stats.attempts += 1
-                model_stats.successes += 1
-            return
         if self.plan.chained:
             self._answered()
-        if model_stats is not None:
+        if self.model_stats is not None:
             self._settle_model(None)
         if self.attempt > 1 or self.tried:
             if log:

@@ -11,7 +11,7 @@ from adk_retry.observability._redact import redact
 __all__ = ["RetryStats"]
 
 
-@dataclass
+@dataclass(slots=True)
 class RetryStats:
     """What a :class:`~adk_retry.RetryHandler` has seen since it was made.
 

@@ -7,7 +7,6 @@ The provider admits 20 requests/s (burst 2) and answers 429 with ``Retry-After``
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -32,8 +31,16 @@ async def _fleet(server: FaultServer, limit: RateLimit | None) -> tuple[int, Ret
     handler = RetryHandler(policy, agent_name="fleet")
     add_retry_capabilities_to_agent(agent, handler)
 
-    async def caller() -> list[Any]:
-        return [await run_turn(agent, "hello") for _ in range(TURNS)]
+    async def turn() -> bool:
+        try:
+            return bool((await run_turn(agent, "hello")).text)
+        except Exception:
+            # Unlimited, a turn may run out of retries against the stampede: counted, not raised,
+            # so the baseline's 429s are still measured (only the limited fleets must all answer).
+            return False
+
+    async def caller() -> list[bool]:
+        return [await turn() for _ in range(TURNS)]
 
     # One turn first, then a full bucket: the first call pays for imports and clients, and
     # calls bunched up behind that one-off cost would reach the provider together.
@@ -43,7 +50,7 @@ async def _fleet(server: FaultServer, limit: RateLimit | None) -> tuple[int, Ret
     handler.stats.rate_limit_waited = 0.0
 
     turns = [turn for turns in await asyncio.gather(*(caller() for _ in range(CALLERS))) for turn in turns]
-    return sum(bool(turn.text) for turn in turns), handler
+    return sum(turns), handler
 
 
 async def test_a_configured_limit_sends_nothing_the_provider_refuses() -> None:
