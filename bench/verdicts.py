@@ -54,8 +54,15 @@ TARGETS: dict[str, str] = {
 
 WHY: dict[str, str] = {
     "rate.goodput": (
-        "the client shares two cores with the fault server and the other rows' leftovers: compare "
-        "with the pacer's own goodput in the table (the physical limit of this machine in this run)"
+        "adaptive mode has to learn the rate: its slow start from 5 requests/s costs about 7-10 of the ~20 "
+        "requests (0.5 s of capacity) the target leaves, each cut and regrowth a few more, and a client whose "
+        "answers lag by 0.1 s or more reads a lower admitted rate (the same decisions simulated without noise: "
+        "0.96-0.98 x at 20 ms per request, 0.93-0.95 x at 100 ms); compare with the pacer's goodput in the table"
+    ),
+    "rate.rejected": (
+        "learning costs 429s: the slow start's first overshoot about 10-15 (the provider's burst of 5 hides it "
+        "until its bucket is empty) and 1-3 per later cut (the requests already in flight), against a budget "
+        "of about 20 for the 400 calls"
     ),
     "outage.dead": (
         "every caller's first request leaves before any failure can come back, and the scenario starts its "

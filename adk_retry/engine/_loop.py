@@ -1359,10 +1359,23 @@ class RetryCall:
             raise
 
     async def _readmit(self) -> None:
-        """Before a retry: through the circuit, or give up with the call's last error."""
+        """Before a retry: through the circuit, to the next model, or give up with the call's last error.
+
+        A circuit another call opened during this call's backoff is met here:
+        with a next model and ``circuit_open`` in ``fallback_on`` the call moves
+        there at once, as it would at its start (:meth:`admit`).
+        """
         keys, failure = self.keys, self.failure
         if keys is None or keys.circuit is None or failure is None:
             return
+        if self._falls_back_on(CIRCUIT_OPEN):
+            error = await self._circuit_refuses()
+            if error is None:
+                return
+            self.handler.stats.breaker_rejections += 1
+            if await self._fall_back(failure, CIRCUIT_OPEN) is not None:
+                return
+            raise failure.error
         refused = await self._through_circuit()
         if refused is None:
             return

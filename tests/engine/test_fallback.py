@@ -169,6 +169,26 @@ async def test_an_open_circuit_moves_the_call_to_the_fallback_before_any_attempt
     assert handler.stats.answered_by == {"scripted/backup0": 2}
 
 
+async def test_a_circuit_opened_during_the_backoff_moves_the_retry_to_the_fallback():
+    primary, backup = Recording(model="scripted/primary"), Recording(model="scripted/backup0")
+    meanwhile: list[list[str]] = []
+
+    async def sleep(seconds: float) -> None:
+        if not meanwhile:  # the first backoff: another call fails meanwhile and opens the circuit
+            meanwhile.append(await texts(primary))
+
+    breaker = CircuitBreaker(failure_threshold=2, cooldown=60)
+    policy = RetryPolicy.transient(fallbacks=(backup,), breaker=breaker, store=MemoryStore())
+    handler = RetryHandler(policy, agent_name="edge", sleep=sleep)
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), handler)
+    primary.scripts.extend([[_Http(503)], [_Http(503)]])
+    assert await texts(primary) == ["ok"]  # its retry met the open circuit: the backup answered
+    assert meanwhile == [["ok"]]
+    assert len(primary.requests) == 2
+    assert len(backup.requests) == 2
+    assert handler.stats.answered_by == {"scripted/backup0": 2}
+
+
 async def test_without_fallback_on_circuit_open_the_refusal_stands():
     primary, (_backup,), _handler = chain(
         max_retries=0, breaker=CircuitBreaker(failure_threshold=1, cooldown=60), store=MemoryStore(), fallback_on=()
