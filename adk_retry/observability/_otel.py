@@ -86,6 +86,7 @@ from opentelemetry import trace as otel_trace
 
 from adk_retry.core._events import EventKind, RetryEvent, global_hooks
 from adk_retry.observability import _semconv as names
+from adk_retry.observability._stats import RetryStats
 from adk_retry.observability._views import _ledger
 
 if TYPE_CHECKING:
@@ -122,6 +123,10 @@ INSTRUMENTS = (
     "adk_retry.backoff_delay",
     "adk_retry.breaker_transitions",
     "adk_retry.budget_denials",
+    "adk_retry.fallbacks",
+    "adk_retry.hedges",
+    "adk_retry.rate_limit.wait",
+    "adk_retry.rate_limit.rejections",
 )
 """The names of the instruments :func:`enable_metrics` creates."""
 
@@ -190,18 +195,10 @@ class Metrics:
             unit="{call}",
             description="Model calls ended, by agent and outcome (success, failure, circuit_open).",
         )
-        meter.create_observable_counter(
-            "adk_retry.attempts",
-            callbacks=[self._observe_attempts],
-            unit="{attempt}",
-            description="Model call attempts made (first tries plus retries), by agent.",
-        )
-        meter.create_observable_counter(
-            "adk_retry.retries",
-            callbacks=[self._observe_retries],
-            unit="{retry}",
-            description="Retries made (attempts after the first), by agent.",
-        )
+        for name, unit, description, read in _PER_AGENT:
+            meter.create_observable_counter(
+                name, callbacks=[functools.partial(self._observe_per_agent, read)], unit=unit, description=description
+            )
         self._give_ups = meter.create_counter(
             "adk_retry.give_ups",
             unit="{call}",
@@ -232,18 +229,6 @@ class Metrics:
             "adk_retry.hedges",
             unit="{attempt}",
             description="Hedge attempts started beside a silent attempt, by model and the model hedged on.",
-        )
-        meter.create_observable_counter(
-            "adk_retry.rate_limit.wait",
-            callbacks=[self._observe_rate_limit_wait],
-            unit="s",
-            description="Seconds calls waited for admission by the client-side rate limiter, by agent.",
-        )
-        meter.create_observable_counter(
-            "adk_retry.rate_limit.rejections",
-            callbacks=[self._observe_rate_limit_rejections],
-            unit="{attempt}",
-            description="Attempts the rate limiter could not admit within the call's deadline, by agent.",
         )
 
     def __repr__(self) -> str:
@@ -339,33 +324,45 @@ class Metrics:
                 )
         return observations
 
-    def _observe_attempts(self, options: CallbackOptions) -> Iterable[Observation]:
-        if not self.enabled:
-            return []
-        return [otel_metrics.Observation(s.attempts, {names.GEN_AI_AGENT_NAME: a}) for a, s in _ledger.totals().items()]
-
-    def _observe_retries(self, options: CallbackOptions) -> Iterable[Observation]:
-        if not self.enabled:
-            return []
-        return [otel_metrics.Observation(s.retries, {names.GEN_AI_AGENT_NAME: a}) for a, s in _ledger.totals().items()]
-
-    def _observe_rate_limit_wait(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _observe_per_agent(
+        self, read: Callable[[RetryStats], float | None], options: CallbackOptions
+    ) -> Iterable[Observation]:
         if not self.enabled:
             return []
         return [
-            otel_metrics.Observation(s.rate_limit_waited, {names.GEN_AI_AGENT_NAME: a})
-            for a, s in _ledger.totals().items()
-            if s.rate_limit_waited or s.rate_limit_rejections
+            otel_metrics.Observation(value, {names.GEN_AI_AGENT_NAME: agent})
+            for agent, stats in _ledger.totals().items()
+            if (value := read(stats)) is not None
         ]
 
-    def _observe_rate_limit_rejections(self, options: CallbackOptions) -> Iterable[Observation]:
-        if not self.enabled:
-            return []
-        return [
-            otel_metrics.Observation(s.rate_limit_rejections, {names.GEN_AI_AGENT_NAME: a})
-            for a, s in _ledger.totals().items()
-            if s.rate_limit_waited or s.rate_limit_rejections
-        ]
+
+def _limited(value: float, stats: RetryStats) -> float | None:
+    """A rate-limit figure, reported only for agents whose calls met a limiter."""
+    return value if stats.rate_limit_waited or stats.rate_limit_rejections else None
+
+
+_PER_AGENT: tuple[tuple[str, str, str, Callable[[RetryStats], float | None]], ...] = (
+    (
+        "adk_retry.attempts",
+        "{attempt}",
+        "Model call attempts made (first tries plus retries), by agent.",
+        lambda s: s.attempts,
+    ),
+    ("adk_retry.retries", "{retry}", "Retries made (attempts after the first), by agent.", lambda s: s.retries),
+    (
+        "adk_retry.rate_limit.wait",
+        "s",
+        "Seconds calls waited for admission by the client-side rate limiter, by agent.",
+        lambda s: _limited(s.rate_limit_waited, s),
+    ),
+    (
+        "adk_retry.rate_limit.rejections",
+        "{attempt}",
+        "Attempts the rate limiter could not admit within the call's deadline, by agent.",
+        lambda s: _limited(s.rate_limit_rejections, s),
+    ),
+)
+"""The observable counters read per agent from the ledger: name, unit, description, the figure."""
 
 
 _active: list[Metrics] = []
