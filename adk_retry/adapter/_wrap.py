@@ -88,12 +88,21 @@ class ModelRetry:
         # The fallback chain of each handler whose policy has one, resolved at its first call.
         self.chains: dict[RetryHandler, _Chain] = {}
         live_models.add(self)
-        # LiteLlm edits only the contents; Gemini and unknown models may edit the config too.
-        self.snapshot_config = not any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__)
+        self.snapshot_config = not _edits_contents_only(model)
 
     def first_handler(self) -> RetryHandler | None:
         """The handler for a call with no agent label: the first registered one."""
         return next(iter(self.handlers.values()), None)
+
+
+def _name_of(model: BaseLlm) -> str:
+    """The model's id (``"openai/gpt-4o"``), or its class name when it has none."""
+    return getattr(model, "model", None) or type(model).__name__
+
+
+def _edits_contents_only(model: BaseLlm) -> bool:
+    """LiteLlm edits only a request's contents; Gemini and unknown models may edit its config too."""
+    return any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__)
 
 
 def installed(model: BaseLlm) -> ModelRetry | None:
@@ -150,7 +159,7 @@ def uninstall(retry: ModelRetry) -> None:
 
 def _make_wrapper(retry: ModelRetry) -> ModelMethod:
     original = retry.original
-    model_name = getattr(retry.model, "model", None) or type(retry.model).__name__
+    model_name = _name_of(retry.model)
     # Once per wrapped model: its class names the provider when its id does not (telemetry only).
     note_model_class(model_name, tuple(cls.__name__ for cls in type(retry.model).__mro__))
 
@@ -343,13 +352,11 @@ class _Chain:
         # (a second deployment) must not share the first one's circuit, so a repeat gets "#i".
         names: list[str] = []
         for index, model in enumerate(self.models):
-            name = getattr(model, "model", None) or type(model).__name__
+            name = _name_of(model)
             names.append(f"{name}#{index}" if name in names else name)
         self.names: tuple[str | None, ...] = tuple(names)
-        # LiteLlm edits only the contents; any other model in the chain may edit the config too.
-        self.snapshot_config = not all(
-            any(cls.__name__ == "LiteLlm" for cls in type(model).__mro__) for model in self.models
-        )
+        # Any model in the chain that may edit the config makes the whole chain save it.
+        self.snapshot_config = not all(_edits_contents_only(model) for model in self.models)
         self.silenced: list[tuple[BaseLlm, dict[str, Any]]] = []
         if plan.owns_lower:
             self.silenced = [(model, layers.silence(model)) for model in fallbacks]
