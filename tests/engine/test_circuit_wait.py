@@ -15,6 +15,7 @@ import pytest
 
 from adk_retry import CircuitBreaker, CircuitOpenError, RetryHandler, RetryPolicy
 from adk_retry.guards._store import MemoryStore
+from tests.fakes import WallClock
 
 
 class Provider:
@@ -32,14 +33,6 @@ class Provider:
         if self.down:
             raise ConnectionResetError("provider down")
         return "ok"
-
-
-class WallClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def handler(

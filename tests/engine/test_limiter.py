@@ -14,6 +14,7 @@ from adk_retry import RateLimit, RateLimitedError, RetryHandler, RetryPolicy
 from adk_retry.core._limit import START_RATE
 from adk_retry.guards import _limiter
 from adk_retry.guards._store import MemoryStore
+from tests.fakes import scripted
 
 
 class Clock:
@@ -89,13 +90,7 @@ async def test_without_a_timeout_max_wait_bounds_the_wait() -> None:
 async def test_every_retry_takes_admission_too() -> None:
     clock = Clock()
     retry = handler(RateLimit(rpm=60), clock, base_delay=0.25)
-    answers = iter([ConnectionResetError("dropped"), "ok"])
-
-    async def flaky() -> str:
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    flaky, _ = scripted(ConnectionResetError("dropped"), "ok")
 
     assert await retry(flaky) == "ok"
     # backoff 0.25 s, then admission waits the rest of the 1 s spacing

@@ -7,7 +7,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 
@@ -16,6 +15,7 @@ from adk_retry.core._errors import NO_MESSAGE, EmptyResponseError
 from adk_retry.core._policy import RetryPolicy
 from adk_retry.engine._loop import RetryHandler
 from adk_retry.testing import no_waits
+from tests.fakes import scripted
 
 
 class RecordingSleep:
@@ -31,21 +31,6 @@ class RecordingSleep:
 
 async def forbidden_sleep(seconds: float) -> None:
     raise AssertionError(f"slept {seconds}s although nothing was retried")
-
-
-def scripted(*outcomes: Any) -> tuple[Callable[[], Awaitable[Any]], list[Any]]:
-    """A model call that raises or returns ``outcomes`` in order; also returns the list of attempts."""
-    remaining = iter(outcomes)
-    attempts: list[Any] = []
-
-    async def model_call() -> Any:
-        outcome = next(remaining)
-        attempts.append(outcome)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    return model_call, attempts
 
 
 def no_message() -> ValueError:

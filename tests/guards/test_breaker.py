@@ -11,16 +11,9 @@ from adk_retry.guards._store import MemoryStore
 from adk_retry.testing import Fault, no_waits
 from adk_retry.testing.turns import run_turn
 from tests.conftest import OUTAGE
+from tests.fakes import WallClock
 
 pytestmark = pytest.mark.e2e
-
-
-class WallClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def guarded(make_model, clock: WallClock, **breaker) -> tuple[LlmAgent, RetryHandler]:

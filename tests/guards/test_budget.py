@@ -14,6 +14,7 @@ from adk_retry.guards._store import MemoryStore
 from adk_retry.testing import Fault, FaultServer, no_waits
 from adk_retry.testing.turns import run_turn
 from tests.conftest import API_KEY, OUTAGE, messages
+from tests.fakes import scripted
 
 
 def budgeted_agent(
@@ -60,13 +61,7 @@ async def test_successes_refund_a_fraction_of_a_token():
     store = MemoryStore()
     policy = RetryPolicy(retry_on="all", budget=RetryBudget(max_tokens=2, token_ratio=0.5, key="shared"), store=store)
     handler = RetryHandler(policy, sleep=_no_sleep)
-    outcomes = iter([OSError("a"), "ok", OSError("b"), "ok"])
-
-    async def call() -> str:
-        outcome = next(outcomes)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+    call, _ = scripted(OSError("a"), "ok", OSError("b"), "ok")
 
     assert await handler(call) == "ok"
     assert await store.tokens("key:shared", max_tokens=2) == 1.5
@@ -122,13 +117,7 @@ async def test_a_call_cancelled_during_its_backoff_gives_its_token_back():
 
     # The next call's retry is not refused for the retry that never happened.
     nxt = RetryHandler(RetryPolicy(retry_on="all", budget=budget, store=store), sleep=_no_sleep)
-    outcomes = iter([OSError("blip"), "ok"])
-
-    async def blip() -> str:
-        outcome = next(outcomes)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+    blip, _ = scripted(OSError("blip"), "ok")
 
     assert await nxt(blip) == "ok"
     assert nxt.stats.budget_denials == 0

@@ -10,6 +10,7 @@ import pytest
 from adk_retry import CircuitBreaker, RetryBudget, RetryHandler, RetryPolicy
 from adk_retry.guards import MemoryStore
 from adk_retry.guards._failopen import FailOpen, fail_open
+from tests.fakes import scripted
 
 
 class BrokenStore:
@@ -33,13 +34,7 @@ def test_a_broken_store_fails_open_and_warns_once_per_operation(caplog: pytest.L
     store = BrokenStore()
     policy = RetryPolicy.transient(budget=RetryBudget(), breaker=CircuitBreaker(), store=store)  # type: ignore[arg-type]
     handler = RetryHandler(policy, sleep=_no_sleep)
-    answers = iter([ConnectionResetError("drop"), "ok", "ok again"])
-
-    async def call() -> str:
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    call, _ = scripted(ConnectionResetError("drop"), "ok", "ok again")
 
     with caplog.at_level(logging.WARNING, logger="adk_retry"):
         assert asyncio.run(handler(call)) == "ok"

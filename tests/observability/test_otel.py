@@ -54,6 +54,7 @@ from adk_retry.testing import Fault, no_waits
 from adk_retry.testing.turns import run_turn
 from tests import conftest
 from tests.conftest import API_KEY
+from tests.fakes import scripted
 
 MODEL = "openai/fault-model"
 
@@ -424,13 +425,7 @@ async def test_rate_limit_waits_and_refusals_are_observed_by_agent(otel):
 async def test_the_span_event_goes_on_the_current_recording_span(otel):
     name = unique()
     handler = RetryHandler(RetryPolicy(retry_on="transient", jitter=0), agent_name=name)
-    answers = iter([ConnectionResetError(f"reset, key={API_KEY}"), "fine"])
-
-    async def model_call() -> str:
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    model_call, _ = scripted(ConnectionResetError(f"reset, key={API_KEY}"), "fine")
 
     tracer = otel.tracer_provider.get_tracer("test")
     with tracer.start_as_current_span("turn"), no_waits():
@@ -457,13 +452,7 @@ async def test_the_span_event_goes_on_the_current_recording_span(otel):
 
 async def test_no_span_and_no_error_outside_any_trace(otel):
     handler = RetryHandler(RetryPolicy(retry_on="transient"), agent_name=unique())
-    answers = iter([TimeoutError("slow"), "ok"])
-
-    async def model_call() -> str:
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    model_call, _ = scripted(TimeoutError("slow"), "ok")
 
     with no_waits():
         assert await handler(model_call) == "ok"

@@ -15,6 +15,7 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_RESEND
 from adk_retry.core._events import RetryEvent
 from adk_retry.observability import _semconv as names
 from adk_retry.observability._otel import SPAN_EVENTS, span_attributes
+from tests.fakes import scripted
 
 
 @pytest.mark.parametrize(
@@ -191,13 +192,7 @@ async def test_no_trace_ids_outside_a_span_and_no_record_on_a_first_success(capl
     from adk_retry import RetryHandler, RetryPolicy
 
     handler = RetryHandler(RetryPolicy(retry_on="transient", jitter=0), agent_name="plain", sleep=_no_sleep)
-    answers = iter([TimeoutError("slow"), "ok", "ok again"])
-
-    async def model_call() -> str:
-        answer = next(answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    model_call, _ = scripted(TimeoutError("slow"), "ok", "ok again")
 
     with caplog.at_level(logging.INFO, logger="adk_retry"):
         assert await handler(model_call) == "ok"
