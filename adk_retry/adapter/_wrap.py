@@ -237,7 +237,7 @@ def _special_call(
         )
     else:
         start = partial(original, llm_request, stream)
-    if plan.rate_limited and plan.rate_limit is not None and plan.rate_limit.tpm is not None:
+    if plan.counts_tokens:
         call.cost = estimate_tokens(model_name, llm_request)
         start = metered(start, call)
     if plan.chained:

@@ -73,6 +73,7 @@ class Plan:
         "budget",
         "buffers_streams",
         "chained",
+        "counts_tokens",
         "fallback_on",
         "fallbacks",
         "falls_back",
@@ -131,6 +132,7 @@ class Plan:
     chained: bool
     shaped: bool
     special: bool
+    counts_tokens: bool
 
     def __init__(self, policy: RetryPolicy, retries: Predicate, owns_lower: bool) -> None:
         self.policy = policy
@@ -167,11 +169,9 @@ class Plan:
         # limiter, hedged, or under a time limit); a call is special (its attempts are
         # started in some other way than calling the model).
         self.shaped = self.rate_limited or self.hedged or self.limited
-        self.special = (
-            self.chained
-            or self.malformed_calls
-            or (policy.rate_limit is not None and policy.rate_limit.tpm is not None)
-        )
+        # A tokens-per-minute limit: each request's tokens are estimated, and its usage read.
+        self.counts_tokens = policy.rate_limit is not None and policy.rate_limit.tpm is not None
+        self.special = self.chained or self.malformed_calls or self.counts_tokens
         self._keys: dict[tuple[str | None, str], Keys] = {}
 
     def failure(self, exc: BaseException) -> Failure:
