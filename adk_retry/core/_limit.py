@@ -452,8 +452,9 @@ def feedback(
     - ``hint``: a throttle's server hint holds the whole scope (:func:`hold_after_hint`).
     - adaptive (see the module docstring): an answer that is not a throttle
       is counted into the measured admitted rate and grows the rate (by
-      :data:`SLOW_START_GAIN` in slow start, else along the CUBIC curve, at
-      most twice the admitted rate); a throttle of a request sent at or after
+      :data:`SLOW_START_GAIN` in slow start, to at most :data:`SLOW_START_SCALE`
+      times the admitted rate, else along the CUBIC curve, to at most
+      :data:`MAX_RATE_SCALE` times it); a throttle of a request sent at or after
       the latest decrease (``sent_at``) ends slow start and cuts the rate to
       :data:`BETA` times the rate in use, but not below :data:`FLOOR` times
       the admitted rate (what the provider is seen to admit), and sets
@@ -499,7 +500,7 @@ def feedback(
         if refill(state.tokens, state.updated, now, state.rate, burst) >= 1.0:
             return state  # the rate did not hold anyone back: it proved nothing (TCP's cwnd validation)
         measured = _measured(state, now)
-        # No faster than twice what was answered: a client too busy to send at the rate it has
+        # No faster than SLOW_START_SCALE times what was answered: a client too busy to send at the rate it has
         # would otherwise grow it far past the provider's, and send that backlog at once later.
         ceiling = SLOW_START_SCALE * measured if measured > 0.0 else math.inf
         new = max(state.rate, min(state.rate + SLOW_START_GAIN, ceiling))
