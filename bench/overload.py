@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import statistics
 import sys
 import time
@@ -34,7 +35,7 @@ from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
 
 from adk_retry import RetryPolicy
-from adk_retry.testing import FaultServer
+from adk_retry.testing import Fault, FaultServer
 from bench import features
 from bench.fakes import Generate, answered, make_request, with_retry
 from bench.stack import MODEL
@@ -70,6 +71,13 @@ class OverloadSizes:
     outage_seconds: float = 4.0
     outage_run: float = 12.0
     """Seconds the outage scenario lasts, outage included: callers stop starting calls after it."""
+    outage_phase: float = 1.0
+    """Seconds over which the outage's callers start their first calls (seeded random offsets; 0: all at once).
+
+    Independent agents do not start in the same millisecond; 40 tasks made in
+    one loop iteration do, and then every caller's first request has left
+    before any failure can come back, whatever the client does.
+    """
     tail_calls: int = 200
     tail_concurrency: int = 10
     tail_p: float = 0.1
@@ -91,6 +99,7 @@ SMOKE_OVERLOAD = OverloadSizes(
     outage_callers=4,
     outage_seconds=0.5,
     outage_run=1.5,
+    outage_phase=0.25,
     tail_calls=10,
     tail_concurrency=5,
     tail_stall=0.2,
@@ -130,6 +139,8 @@ class Variant:
         build: makes the call path from a :class:`Target`; called once per scenario run.
         scenarios: the tables this variant joins (subset of :data:`ALL`).
         why_missing: when set, the row says this instead of being measured.
+        in_phase: in the outage scenario, start every caller at the same
+            instant instead of spreading their starts over ``outage_phase``.
     """
 
     key: str
@@ -137,6 +148,7 @@ class Variant:
     build: Build
     scenarios: Collection[str] = ALL
     why_missing: str = ""
+    in_phase: bool = False
 
 
 # -- the call paths -------------------------------------------------------------------------
@@ -369,6 +381,14 @@ def variants() -> list[Variant]:
             "" if waiting is not None else "not measured: this checkout's breaker cannot wait for its probe",
         ),
         Variant(
+            "transient_breaker_wait_in_phase",
+            "the same, callers in phase",
+            _with_policy(_transient_with(features.waiting_breaker)),
+            {OUTAGE},
+            "" if waiting is not None else "not measured: this checkout's breaker cannot wait for its probe",
+            in_phase=True,
+        ),
+        Variant(
             "fallbacks",
             'adk_retry `transient(fallbacks=(backup,), fallback_on=("server_error", "rate_limit"))`',
             _fallbacks(fallback_on=("server_error", "rate_limit", "circuit_open")),
@@ -444,6 +464,23 @@ async def warm_up(generate: Generate, *servers: FaultServer, stream: bool = Fals
     await one_call(generate, -1, limit=30.0, stream=stream)
     for server in servers:
         server.clear()
+
+
+async def warm_up_failure(server: FaultServer) -> None:
+    """One failed call through a bare ``LiteLlm`` and one through adk_retry, on throwaway models.
+
+    litellm's first error of a process imports and builds its failure path
+    (about 170 ms of CPU here; adk_retry's first failure adds about 100 ms):
+    an outage that starts with a process's first failure blocks the event
+    loop that long, and the callers whose start fell in that time all leave
+    together when it ends, which would measure the imports rather than the
+    configuration. Every variant gets the same warm-up; the models are
+    thrown away, so no circuit, budget or limiter remembers it.
+    """
+    for model in (lite_llm(server.url, max_retries=0), with_retry(lite_llm(server.url, max_retries=0), RetryPolicy())):
+        server.push(Fault.http_error(503))
+        await one_call(model.generate_content_async, -2, limit=30.0)
+    server.clear()
 
 
 def _progress(message: str) -> None:
@@ -605,13 +642,13 @@ class OutageRun:
 
     @property
     def dead_rate_after_first(self) -> float:
-        """:attr:`dead_rate` without each caller's first request.
+        """:attr:`dead_rate` without one request per caller.
 
-        The callers start together as the outage starts, so their first
-        requests (one per caller, ``1 / outage_seconds`` per caller per
-        second: 0.25 for 4 s) are all sent before any failure has come back:
-        no client can spare them. What is left is what the configuration
-        itself sends to a provider it has seen fail.
+        When the callers start together (``in_phase``) their first requests
+        (one per caller, ``1 / outage_seconds`` per caller per second: 0.25
+        for 4 s) are all sent before any failure has come back: no client can
+        spare them. What is left is what the configuration itself sends to a
+        provider it has seen fail.
         """
         return max(0, self.dead_requests - len(self.calls)) / len(self.calls) / self.down
 
@@ -629,12 +666,18 @@ async def run_outage(variant: Variant, sizes: OverloadSizes) -> OutageRun:
     async with FaultServer() as server:
         generate = variant.build(Target((server.url,)))
         await warm_up(generate, server)
+        await warm_up_failure(server)
         server.outage(0.0, sizes.outage_seconds)
         started = time.monotonic()
         stop = started + sizes.outage_run
 
+        phase = 0.0 if variant.in_phase else sizes.outage_phase
+        phases = random.Random(7)
+        offsets = [phases.uniform(0.0, phase) for _ in range(sizes.outage_callers)]
+
         async def caller(number: int) -> list[Call]:
             calls: list[Call] = []
+            await asyncio.sleep(offsets[number])
             while (now := time.monotonic()) < stop:
                 calls.append(await one_call(generate, number * 1000 + len(calls), limit=sizes.call_timeout))
                 await asyncio.sleep(max(0.0, now + 1.0 - time.monotonic()))
@@ -656,13 +699,16 @@ def outage_section(runs: Sequence[OutageRun], skipped: Sequence[Variant], sizes:
         f"Every request gets a 503 for the first {sizes.outage_seconds:g} s (`server.outage(0, "
         f"{sizes.outage_seconds:g})`), then the provider is healthy; {sizes.outage_callers} callers each start a "
         f"call at most every second (the next one when the last has ended, and not before a second after it "
-        f'started) for {sizes.outage_run:g} s. "Answered after recovery": seconds from the outage\'s end until '
-        "half (90 %) of the callers had a successful call end after it.",
+        f"started) for {sizes.outage_run:g} s, their first calls at seeded random times in the first "
+        f"{sizes.outage_phase:g} s. Before it, one failed call through a throwaway bare `LiteLlm` and one through "
+        "adk_retry pay for litellm's first-error imports, the same for every row (else the loop stalls about "
+        '0.3 s at the first 503 and the callers due in that time all leave together). "Answered after recovery": '
+        "seconds from the outage's end until half (90 %) of the callers had a successful call end after it.",
         [
             "configuration",
             "success",
             "requests per caller per second to the dead provider",
-            "of which after each caller's first request",
+            "without one request per caller",
             "half answered after recovery s",
             "90 % answered after recovery s",
             "calls",
@@ -681,9 +727,10 @@ def outage_section(runs: Sequence[OutageRun], skipped: Sequence[Variant], sizes:
     for variant in skipped:
         section.add(variant.label, variant.why_missing, *[""] * 5)
     section.notes.append(
-        f"The {sizes.outage_callers} callers start together, as the outage starts: their first requests "
-        f"({1 / sizes.outage_seconds:.2f} per caller per second) all leave before any failure is back, whatever "
-        "the client does, so the second column shows what each configuration sends after them."
+        f'"callers in phase": the same scenario with all {sizes.outage_callers} callers starting at the outage\'s '
+        f"first instant: their first requests ({1 / sizes.outage_seconds:.2f} per caller per second) all leave "
+        "before any failure is back, whatever the client does; the column beside shows what the configuration "
+        "sends after them."
     )
     section.notes.append(
         "Issue 11's targets: <= 0.1 requests per caller per second to a dead provider, half the "

@@ -31,6 +31,7 @@ __all__ = [
     "Check",
     "fallback_checks",
     "hedging_checks",
+    "hedging_floor",
     "outage_checks",
     "rate_checks",
     "render",
@@ -65,27 +66,30 @@ WHY: dict[str, str] = {
         "of about 20 for the 400 calls"
     ),
     "outage.dead": (
-        "every caller's first request leaves before any failure can come back, and the scenario starts its "
-        "40 callers in phase at the outage's first instant: that first wave alone is 40 requests / 40 "
-        "callers / 4 s = 0.25 for any client. After each caller's first request (the column beside it) "
-        "the waiting breaker sends the dead provider 0.006-0.044 requests per caller per second"
+        "what reaches the dead provider is the requests sent before the circuit opens and one probe per open "
+        "period: the breaker opens after 5 consecutive failures, but litellm spends about 20 ms of CPU reading "
+        "each failure, and the callers due meanwhile are admitted while it is still closed (10-12 requests "
+        "before it opens here); then a probe every 0.4-0.5 s, about 8 in the 4 s. Measured while tuning: 18-20 "
+        "requests (0.11-0.125) with the default threshold, 16 (0.100) with 3 or 4; fewer probes would cost the "
+        "recovery time below. With the callers in phase (the row below it) their first wave alone is 40 "
+        "requests / 40 callers / 4 s = 0.25 for any client"
     ),
     "outage.half": (
-        "the probe comes 0-0.5 s after recovery (probing more often than every 0.5 s would send a dead "
-        "provider more than the 0.1 target), then the 40 released LiteLlm calls share this 2-core client: "
-        "40 calls released together on a healthy provider take 0.27-0.46 s until half are answered, "
-        "measured with no outage at all"
+        "the probe comes 0-0.5 s after recovery (0.25 s on average; probing more often would send a dead "
+        "provider more than the 0.1 target), then the 40 released LiteLlm calls share this 2-core client, "
+        "the fault server's thread included: 40 calls released together on a healthy provider take 0.19-0.29 s "
+        "until half are answered (measured with no outage at all, also when released a few at a time)"
     ),
     "outage.ninety": (
         "the same two costs: up to 0.5 s until the probe, then 40 LiteLlm calls on one CPU-bound client "
         "(0.32-0.54 s for 90 % on a healthy provider), while the callers' next calls compete for the CPU"
     ),
     "hedging.ratio": (
-        "a stalled call's first chunk comes one hedge delay plus one whole attempt after it started, "
-        "and the delay must sit near the healthy p95 (below it the hedges' own load slows every call, "
-        "above it the stall costs more): with healthy attempts this close together (p50 ~0.6-0.8 x p99 "
-        "here: 10 streams share one CPU-bound client) that sum is ~1.3-2 x the healthy p99. The healthy "
-        "p99 itself moves 2-5x between runs on the shared machine, so one run's ratio is noisy"
+        "a stalled call's first chunk comes one hedge delay plus one whole attempt after it started, and "
+        "within 15 % extra requests the delay cannot be earlier than the healthy calls' p94: with healthy "
+        "attempts this close together (10 streams share one CPU-bound client) the sum is well over 1.2 x "
+        "the healthy p99 for any client (the floor line below, computed from this run's healthy calls). The "
+        "healthy p99 itself moves 2-5x between runs on the shared machine, so one run's ratio is noisy"
     ),
     "hedging.extra": (
         "10 % of the first attempts stall and each gets a hedge (10 %), a second hedge for the ~1 % whose "
@@ -160,6 +164,34 @@ def hedging_checks(*, ratio: float, extra: float) -> list[Check]:
     ]
 
 
+def hedging_floor(healthy: Sequence[float], *, stalled: float = 0.1, extra: float = 0.15) -> float:
+    """The lowest slow-tail p99 / healthy p99 any hedging client reaches for at most ``extra`` extra requests.
+
+    ``healthy``: first-chunk times of healthy calls. Every stalled call
+    (``stalled`` of them) needs a hedge, so the healthy calls may hedge only
+    ``(extra - stalled) / (1 - stalled)`` of the time: the hedge delay is at
+    least that upper quantile of the healthy times. A stalled call's first
+    chunk then comes one delay plus one fresh attempt after its start, and
+    the slow tail's p99 is the ``1 - 0.01 / stalled`` quantile of those
+    (p90 for 10 % stalls). A bound for an ideal client with no hedging cost
+    of its own; NaN when there are no times or no room for hedges.
+
+    Example::
+
+        >>> hedging_floor([float(t) for t in range(1, 101)])  # p95 + p90 over p99
+        1.8686868686868687
+    """
+    if not healthy or not 0.0 < stalled < extra < 1.0 or stalled <= 0.01:
+        return math.nan
+    ranked = sorted(healthy)
+
+    def quantile(q: float) -> float:  # nearest rank, as the tables' percentiles
+        return ranked[min(len(ranked) - 1, max(0, math.ceil(q * len(ranked)) - 1))]
+
+    delay = quantile(1.0 - (extra - stalled) / (1.0 - stalled))
+    return (delay + quantile(1.0 - 0.01 / stalled)) / quantile(0.99)
+
+
 def render(label: str, check: Check, why: dict[str, str] | None = None) -> str:
     """One note line: target, row, measured value, verdict, and for a miss the reason."""
     reasons = WHY if why is None else why
@@ -201,6 +233,11 @@ def verdict_notes(overload: Overload, why: dict[str, str] | None = None) -> dict
             ratio = tail.p99(tail.slow) / tail.p99(tail.healthy)
             checks = hedging_checks(ratio=ratio, extra=tail.extra)
             notes[_SECTIONS["hedging"]] += [render(tail.variant.label, check, why) for check in checks]
+            floor = hedging_floor([(call.first or call.end) - call.start for call in tail.healthy])
+            notes[_SECTIONS["hedging"]].append(
+                f"The floor for any hedging client within 15 % extra requests, from this row's healthy first "
+                f"chunks (delay at their p94.4, plus a fresh attempt's p90, over their p99): {fmt(floor)} x."
+            )
     for chain in overload.fallback:
         if chain.variant.key in JUDGED["fallback"]:
             success = sum(call.ok for call in chain.down) / len(chain.down) if chain.down else math.nan

@@ -54,3 +54,8 @@ def test_every_variant_names_its_scenarios() -> None:
     keys = [variant.key for variant in variants()]
     assert len(keys) == len(set(keys))
     assert {"pacer", "router", "transient", "transient_budget"} <= set(keys)
+
+
+def test_only_the_in_phase_row_starts_its_callers_together() -> None:
+    in_phase = [variant.key for variant in variants() if variant.in_phase]
+    assert in_phase == ["transient_breaker_wait_in_phase"]

@@ -13,6 +13,7 @@ from bench.verdicts import (
     Check,
     fallback_checks,
     hedging_checks,
+    hedging_floor,
     outage_checks,
     rate_checks,
     render,
@@ -94,6 +95,8 @@ def test_a_runs_numbers_become_lines_only_for_the_judged_rows() -> None:
         f"Target {TARGETS['hedging.ratio']}, hedged: 5.00 x: **missed**; why: no reason recorded yet "
         "(bench/verdicts.py, WHY).",
         f"Target {TARGETS['hedging.extra']}, hedged: 10.0 %: met",
+        "The floor for any hedging client within 15 % extra requests, from this row's healthy first chunks "
+        "(delay at their p94.4, plus a fresh attempt's p90, over their p99): 2.00 x.",
     ]
     assert notes["overload-fallback"] == [
         f"Target {TARGETS['fallback.success']}, chain: 90.0 %: **missed**; why: the primary's breaker."
@@ -103,5 +106,24 @@ def test_a_runs_numbers_become_lines_only_for_the_judged_rows() -> None:
     section = Section("overload-tail", "8.", "", ["a"], notes=["first"])
     (annotated,) = with_verdicts([section], overload)
     assert annotated.notes[0] == "first"
-    assert len(annotated.notes) == 3
+    assert len(annotated.notes) == 4  # the note, two verdicts, the floor
     assert section.notes == ["first"]  # the run's own section is left as it was
+
+
+@pytest.mark.parametrize(
+    ("healthy", "stalled", "extra", "expected"),
+    [
+        ([float(t) for t in range(1, 101)], 0.1, 0.15, (95 + 90) / 99),  # evenly spread: near 1.9
+        ([1.0] * 100, 0.1, 0.15, 2.0),  # identical attempts: a stall costs one delay plus one attempt
+        ([1.0] * 90 + [10.0] * 10, 0.1, 0.15, 1.1),  # a heavy tail leaves room under 1.2
+        ([float(t) for t in range(1, 101)], 0.1, 0.3, (78 + 90) / 99),  # more extra allowed: an earlier delay
+        ([], 0.1, 0.15, math.nan),
+        ([1.0, 2.0], 0.2, 0.15, math.nan),  # more stalls than the extra allowed: no hedging plan fits
+    ],
+)
+def test_hedging_floor(healthy: list[float], stalled: float, extra: float, expected: float) -> None:
+    floor = hedging_floor(healthy, stalled=stalled, extra=extra)
+    if math.isnan(expected):
+        assert math.isnan(floor)
+    else:
+        assert floor == pytest.approx(expected)
