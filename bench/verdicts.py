@@ -60,9 +60,14 @@ WHY: dict[str, str] = {
         "0.96-0.98 x at 20 ms per request, 0.93-0.95 x at 100 ms); compare with the pacer's goodput in the table"
     ),
     "rate.rejected": (
-        "learning costs 429s: the slow start's first overshoot about 10-15 (the provider's burst of 5 hides it "
-        "until its bucket is empty) and 1-3 per later cut (the requests already in flight), against a budget "
-        "of about 20 for the 400 calls"
+        "learning costs 429s, against a budget of about 20 for the 400 calls: the slow start's overshoot about "
+        "12-15 (a token bucket gives no sign before its burst of 5 is spent, the rate then grows by 3/s per "
+        "answer, about 120/s each second, and on this machine the client, near its own limit, takes 0.5-0.9 s "
+        "instead of 0.2 s to see the first 429, so the rate reaches 90-100/s), then 5-10 from a cut that reads "
+        "a low admitted rate off those late answers (too shallow, or too deep and regrown fast), and 1-3 per "
+        "later cut (the requests already in flight); measured (traced bench runs): a slow start capped at "
+        "2 x the answered rate halves the 429s (0.03-0.04) but costs goodput (0.82-0.90 x), a gentler gain "
+        "(2/s per answer) or CUBIC levelling off at the cut do not help"
     ),
     "outage.dead": (
         "every caller's first request leaves before any failure can come back, and the scenario starts its "
