@@ -65,9 +65,11 @@ WHY: dict[str, str] = {
         "answer, about 120/s each second, and on this machine the client, near its own limit, takes 0.5-0.9 s "
         "instead of 0.2 s to see the first 429, so the rate reaches 90-100/s), then 5-10 from a cut that reads "
         "a low admitted rate off those late answers (too shallow, or too deep and regrown fast), and 1-3 per "
-        "later cut (the requests already in flight); measured (traced bench runs): a slow start capped at "
-        "2 x the answered rate halves the 429s (0.03-0.04) but costs goodput (0.82-0.90 x), a gentler gain "
-        "(2/s per answer) or CUBIC levelling off at the cut do not help"
+        "later cut (the requests already in flight). Measured alternatives (bench runs on the same busy "
+        "machine as 6 of the defaults, 0.03-0.12 429s/success at 0.81-0.93 x): a slow start capped at 2 x "
+        "the answered rate (0.03-0.05 at 0.81-0.90 x), 3 x with CUBIC levelling off half way back (0.04-0.09 "
+        "at 0.83-0.92 x), CUBIC levelling off at the cut (0.05-0.06 at 0.88-0.90 x), that and a gentler gain "
+        "of 2/s per answer (0.06-0.07): none better; the lag is the client's own"
     ),
     "outage.dead": (
         "every caller's first request leaves before any failure can come back, and the scenario starts its "
