@@ -60,16 +60,16 @@ WHY: dict[str, str] = {
         "0.96-0.98 x at 20 ms per request, 0.93-0.95 x at 100 ms); compare with the pacer's goodput in the table"
     ),
     "rate.rejected": (
-        "learning costs 429s, against a budget of about 20 for the 400 calls: the slow start's overshoot about "
-        "12-15 (a token bucket gives no sign before its burst of 5 is spent, the rate then grows by 3/s per "
-        "answer, about 120/s each second, and on this machine the client, near its own limit, takes 0.5-0.9 s "
-        "instead of 0.2 s to see the first 429, so the rate reaches 90-100/s), then 5-10 from a cut that reads "
-        "a low admitted rate off those late answers (too shallow, or too deep and regrown fast), and 1-3 per "
-        "later cut (the requests already in flight). Measured alternatives (bench runs on the same busy "
-        "machine as 6 of the defaults, 0.03-0.12 429s/success at 0.81-0.93 x): a slow start capped at 2 x "
-        "the answered rate (0.03-0.05 at 0.81-0.90 x), 3 x with CUBIC levelling off half way back (0.04-0.09 "
-        "at 0.83-0.92 x), CUBIC levelling off at the cut (0.05-0.06 at 0.88-0.90 x), that and a gentler gain "
-        "of 2/s per answer (0.06-0.07): none better; the lag is the client's own"
+        "learning costs 429s, against a budget of about 20 for the 400 calls (traced runs: 17-22): the slow "
+        "start's overshoot about 8 (a token bucket gives no sign before its burst of 5 is spent, and this busy "
+        "client takes 0.5-0.7 s instead of 0.15 s to see the first 429, while slow start, capped at 2 x the "
+        "answered rate, reaches about 80/s against 40/s), then about 6 from a second cut (the first lands at "
+        "the provider's rate, the provider's bucket is empty, and the admitted rate reads low off late "
+        "answers), and 1-3 per later cut (the requests already in flight). 12 runs: 0.040-0.060 (the former "
+        "4 x cap in half-second windows: 0.033-0.115 over 9 runs on the same machine). Measured and not "
+        "better: a 2 x cap in half-second windows (0.03-0.05, but 0.81-0.90 x goodput), 3 x with CUBIC "
+        "levelling off half way back, CUBIC levelling off at the cut, a gentler gain of 2/s per answer, a "
+        "deeper first cut (SS_BETA 0.45)"
     ),
     "outage.dead": (
         "every caller's first request leaves before any failure can come back, and the scenario starts its "

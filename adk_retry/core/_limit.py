@@ -126,8 +126,8 @@ WINDOW = 0.25
 
 Half botocore's, so the reading lags less: slow start doubles the rate in about 0.23 s, and
 :data:`SLOW_START_SCALE` can only be tight where the reading keeps up with the rate (measured on the
-bench, with :data:`SLOW_START_SCALE` 2: 0.040-0.052 429s per success over 6 runs, where 0.5 s windows
-and a scale of 4 gave 0.033-0.085, at the same goodput; 0.5 s windows with a scale of 2 slowed the
+bench, with :data:`SLOW_START_SCALE` 2: 0.040-0.060 429s per success over 12 runs, where 0.5 s windows
+and a scale of 4 gave 0.033-0.115 over 9, at the same goodput; 0.5 s windows with a scale of 2 slowed the
 slow start down to 0.81-0.90 x the capacity).
 """
 START_RATE = 5.0

@@ -93,7 +93,7 @@ def simulate(
         (0.02, 0.0, 0.95, 0.03),  # a fast loopback provider: the targets (0.95, 0.05) are met
         (0.1, 0.0, 0.9, 0.03),  # 100 ms a request: slow start and each cut take longer to be seen
         # The bench's client (45 answers/s of CPU): the overshoot's 429s come back late. Slow start capped at
-        # 2x the answered rate in quarter-second windows keeps it to 0.03-0.04 per success (0.04-0.05 on the
+        # 2x the answered rate in quarter-second windows keeps it to 0.03-0.04 per success (0.040-0.060 on the
         # bench); the former 4x in half-second windows: 0.04-0.12 here, at goodput 0.91-0.93.
         (0.15, 0.022, 0.89, 0.05),
     ],
