@@ -61,9 +61,16 @@ WHY: dict[str, str] = {
         "0.96-0.98 x at 20 ms per request, 0.93-0.95 x at 100 ms); compare with the pacer's goodput in the table"
     ),
     "rate.rejected": (
-        "learning costs 429s: the slow start's first overshoot about 10-15 (the provider's burst of 5 hides it "
-        "until its bucket is empty) and 1-3 per later cut (the requests already in flight), against a budget "
-        "of about 20 for the 400 calls"
+        "learning costs 429s, against a budget of about 20 for the 400 calls (traced runs: 17-22): the slow "
+        "start's overshoot about 8 (a token bucket gives no sign before its burst of 5 is spent, and this busy "
+        "client takes 0.5-0.7 s instead of 0.15 s to see the first 429, while slow start, capped at 2 x the "
+        "answered rate, reaches about 80/s against 40/s), then about 6 from a second cut (the first lands at "
+        "the provider's rate, the provider's bucket is empty, and the admitted rate reads low off late "
+        "answers), and 1-3 per later cut (the requests already in flight). 12 runs: 0.040-0.060 (the former "
+        "4 x cap in half-second windows: 0.033-0.115 over 9 runs on the same machine). Measured and not "
+        "better: a 2 x cap in half-second windows (0.03-0.05, but 0.81-0.90 x goodput), 3 x with CUBIC "
+        "levelling off half way back, CUBIC levelling off at the cut, a gentler gain of 2/s per answer, a "
+        "deeper first cut (SS_BETA 0.45)"
     ),
     "outage.dead": (
         "what reaches the dead provider is the requests sent before the circuit opens and one probe per open "

@@ -312,7 +312,7 @@ if throttled and hint > 0 then
 end
 local function measured_rate()
   if s.measured > 0 then return s.measured end
-  if s.window ~= 0 and s.count ~= 0 then return s.count / math.max(0.5, now - s.window) end
+  if s.window ~= 0 and s.count ~= 0 then return s.count / math.max(0.25, now - s.window) end
   return 0
 end
 if adaptive then
@@ -338,7 +338,7 @@ if adaptive then
       s.rate = new; s.w_max = w_max; s.last_fail = now
     end
   else
-    local window = math.floor(now / 0.5) * 0.5
+    local window = math.floor(now / 0.25) * 0.25
     if s.window == 0 then
       s.count = 1; s.window = window
     elseif window > s.window then
@@ -353,7 +353,7 @@ if adaptive then
         if refill(s.tokens, s.updated, now, s.rate, burst) < 1 then
           local measured = measured_rate()
           local ceiling = math.huge
-          if measured > 0 then ceiling = 4.0 * measured end
+          if measured > 0 then ceiling = 2.0 * measured end
           new = math.max(s.rate, math.min(s.rate + 3.0, ceiling))
         end
       else

@@ -17,6 +17,7 @@ from adk_retry.core._limit import (
     SLOW_START_SCALE,
     SS_BETA,
     START_RATE,
+    WINDOW,
     RateState,
     clock_rate,
     cubic_rate,
@@ -198,18 +199,19 @@ def test_held_callers_come_back_at_the_rate_not_together() -> None:
 # -- the measured rate and CUBIC ------------------------------------------------------------------
 
 
-def test_clock_rate_counts_half_second_windows_smoothed() -> None:
+def test_clock_rate_counts_quarter_second_windows_smoothed() -> None:
+    assert WINDOW == 0.25  # half botocore's, so the reading keeps up with slow start
     state = RateState()
-    for t in [10.0 + 0.05 * i for i in range(10)]:  # 10 responses in [10.0, 10.5)
+    for t in [10.0 + 0.025 * i for i in range(10)]:  # 10 responses in [10.0, 10.25)
         state = clock_rate(state, t)
     assert state.measured == 0.0
     assert state.count == 10.0
-    state = clock_rate(state, 10.5)  # the window closes: 11 in 0.5 s
-    assert state.measured == pytest.approx(0.8 * 22.0)
-    for t in (10.6, 10.7, 10.8, 10.9):
+    state = clock_rate(state, 10.25)  # the window closes: 11 in 0.25 s
+    assert state.measured == pytest.approx(0.8 * 44.0)
+    for t in (10.3, 10.35, 10.4, 10.45):
         state = clock_rate(state, t)
-    state = clock_rate(state, 11.0)  # 5 in the next window: 10/s, smoothed
-    assert state.measured == pytest.approx(0.8 * 10.0 + 0.2 * 0.8 * 22.0)
+    state = clock_rate(state, 10.5)  # 5 in the next window: 20/s, smoothed
+    assert state.measured == pytest.approx(0.8 * 20.0 + 0.2 * 0.8 * 44.0)
 
 
 def test_cubic_curve_is_botocores() -> None:
@@ -230,9 +232,12 @@ K2 = (2.0 / SCALE) ** (1 / 3)  # CUBIC's time back from 38 to 40
         (RateState(rate=5.0, tokens=-2.0, updated=10.0), 10.0, False, 9.9, 0.0, 5.0 + SLOW_START_GAIN, 0.0),
         # ... but not when the rate held no one back (a full bucket): it proved nothing
         (RateState(rate=5.0, tokens=1.0, updated=9.0), 10.0, False, 9.9, 0.0, 5.0, 0.0),
-        # ... at most to 4x the answered rate (a client too busy to send at its rate proves nothing) ...
-        (RateState(rate=18.0, tokens=-2.0, updated=10.0, measured=5.0, window=10.0), 10.0, False, 9.9, 0.0,
+        # ... at most to 2x the answered rate (a client too busy to send at its rate proves nothing, and past
+        # the provider's rate the answers level off at it, so the overshoot before the first 429 is bounded) ...
+        (RateState(rate=8.0, tokens=-2.0, updated=10.0, measured=5.0, window=10.0), 10.0, False, 9.9, 0.0,
          SLOW_START_SCALE * 5.0, 0.0),
+        (RateState(rate=8.0, tokens=-2.0, updated=10.0, measured=20.0, window=10.0), 10.0, False, 9.9, 0.0,
+         8.0 + SLOW_START_GAIN, 0.0),
         (RateState(rate=30.0, tokens=-2.0, updated=10.0, measured=5.0, window=10.0), 10.0, False, 9.9, 0.0, 30.0,
          0.0),
         # ... and never above a configured rpm

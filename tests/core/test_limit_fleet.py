@@ -6,6 +6,12 @@ it; each request takes ``latency`` (half there, half back, +-25 %). A caller
 asks the adaptive limit for admission, waits what it says (asking again
 after the horizon), and retries a 429 after its hint (+ up to 10 %), as the
 engine does. Goodput is answers per second over the run / capacity.
+
+``cpu`` models a client that is itself near its limit, as on the bench's
+machine (the pacer reaches 0.96 x of 40/s there): each answer takes ``cpu``
+seconds of one client CPU, in arrival order, before the limiter sees it.
+Traced on the bench, answers took 0.15-0.25 s at 40/s and 0.5-0.9 s during
+the slow start's overshoot (80 requests/s sent), so its 429s came back late.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ T0 = 1000.0
 
 
 def simulate(
-    latency: float, seed: int, *, callers: int = 80, calls: int = 5, capacity: float = 40.0
+    latency: float, seed: int, *, callers: int = 80, calls: int = 5, capacity: float = 40.0, cpu: float = 0.0
 ) -> tuple[float, float]:
     """(goodput / capacity, 429s per success) of one run."""
     rnd = random.Random(seed)
@@ -34,6 +40,7 @@ def simulate(
     sent: dict[int, float] = {}
     ok = rejected = 0
     end = T0
+    busy = T0  # when the client's CPU is free for the next answer
 
     def at(t: float, what: str, caller: int, hint: float = 0.0) -> None:
         heapq.heappush(events, (t, next(order), what, caller, hint))
@@ -59,9 +66,12 @@ def simulate(
             tokens, updated = min(burst, tokens + (now - updated) * capacity), now
             if tokens >= 1.0:
                 tokens -= 1.0
-                at(now + trip(), "ok", caller)
+                at(now + trip(), "cpu ok", caller)
             else:
-                at(now + trip(), "429", caller, (1.0 - tokens) / capacity)
+                at(now + trip(), "cpu 429", caller, (1.0 - tokens) / capacity)
+        elif what.startswith("cpu "):  # the answer waits for the client's CPU
+            busy = max(busy, now) + cpu
+            at(busy, what[4:], caller, hint)
         else:
             throttled = what == "429"
             state = feedback(state, now, throttled=throttled, sent_at=sent[caller], adaptive=True, hint=hint or None)
@@ -78,14 +88,18 @@ def simulate(
 
 
 @pytest.mark.parametrize(
-    ("latency", "goodput", "rejected"),
+    ("latency", "cpu", "goodput", "rejected"),
     [
-        (0.02, 0.95, 0.04),  # a fast loopback provider: the issue's targets (0.95, 0.05) are met
-        (0.1, 0.92, 0.06),  # 100 ms a request: slow start and each cut take longer to be seen
+        (0.02, 0.0, 0.95, 0.03),  # a fast loopback provider: the issue's targets (0.95, 0.05) are met
+        (0.1, 0.0, 0.9, 0.03),  # 100 ms a request: slow start and each cut take longer to be seen
+        # The bench's client (45 answers/s of CPU): the overshoot's 429s come back late. Slow start capped at
+        # 2x the answered rate in quarter-second windows keeps it to 0.03-0.04 per success (0.040-0.060 on the
+        # bench); the former 4x in half-second windows: 0.04-0.12 here, at goodput 0.91-0.93.
+        (0.15, 0.022, 0.89, 0.05),
     ],
 )
-def test_the_fleet_converges_without_a_stampede(latency: float, goodput: float, rejected: float) -> None:
+def test_the_fleet_converges_without_a_stampede(latency: float, cpu: float, goodput: float, rejected: float) -> None:
     for seed in range(3):
-        got_goodput, got_rejected = simulate(latency, seed)
+        got_goodput, got_rejected = simulate(latency, seed, cpu=cpu)
         assert got_goodput >= goodput
         assert got_rejected <= rejected

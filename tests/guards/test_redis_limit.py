@@ -43,13 +43,18 @@ SCRIPT: list[tuple[str, dict[str, object]]] = [
     ("reserve", {"now": 100.4, "rate": 2.0, "burst": 2.0, "token_rate": 0.0, "cost": 1.0, "u": 0.7, "max_wait": 0.5}),
     ("hold", {}),
     ("reserve", {"now": 100.5, "rate": 2.0, "burst": 2.0, "token_rate": 0.0, "cost": 0.0, "u": 0.0, "horizon": 0.1}),
-] + [  # adaptive: slow start, its end, CUBIC: a run of admissions and answers across windows, throttles among them
+] + [  # adaptive: slow start (long enough to reach its ceiling), its end, CUBIC: answers across windows, throttles
     step
     for i in range(40)
     for step in (
         ("reserve", {"now": 200.0 + 0.07 * i - 0.05, "rate": 0.0, "burst": 1.0, "token_rate": 0.0, "cost": 0.0,
                      "u": 0.0, "adaptive": True, "horizon": 0.1}),
-        ("feedback", {"now": 200.0 + 0.07 * i, "throttled": i % 9 == 4, "sent_at": 200.0 + 0.07 * i - 0.05,
+        # two more callers asking (unanswered here): demand above twice the answered rate, slow start's ceiling
+        ("reserve", {"now": 200.0 + 0.07 * i - 0.04, "rate": 0.0, "burst": 1.0, "token_rate": 0.0, "cost": 0.0,
+                     "u": 0.0, "adaptive": True, "horizon": 0.1}),
+        ("reserve", {"now": 200.0 + 0.07 * i - 0.03, "rate": 0.0, "burst": 1.0, "token_rate": 0.0, "cost": 0.0,
+                     "u": 0.0, "adaptive": True, "horizon": 0.1}),
+        ("feedback", {"now": 200.0 + 0.07 * i, "throttled": i % 13 == 12, "sent_at": 200.0 + 0.07 * i - 0.05,
                       "hint": None, "tokens": 0.0, "adaptive": True}),
     )
 ] + [
