@@ -57,8 +57,8 @@ WHY: dict[str, str] = {
     "rate.goodput": (
         "adaptive mode has to learn the rate: its slow start from 5 requests/s costs about 7-10 of the ~20 "
         "requests (0.5 s of capacity) the target leaves, each cut and regrowth a few more, and a client whose "
-        "answers lag by 0.1 s or more reads a lower admitted rate (the same decisions simulated without noise: "
-        "0.96-0.98 x at 20 ms per request, 0.93-0.95 x at 100 ms); compare with the pacer's goodput in the table"
+        "answers lag by 0.1 s or more reads a lower admitted rate (the same decisions simulated: "
+        "0.97 x at 20 ms per request, 0.90-0.95 x at 100 ms); compare with the pacer's goodput in the table"
     ),
     "rate.rejected": (
         "learning costs 429s, against a budget of about 20 for the 400 calls (traced runs: 17-22): the slow "
