@@ -1137,11 +1137,11 @@ class RetryCall:
         except _limiter.Refused as error:
             refused = error
         except BaseException:
-            await self._return_token()  # cancelled while waiting: the retry was not made
+            await self._not_sent()  # cancelled while waiting: the retry was not made
             raise
         if refused is not None:
             # Raised here, outside the handler: the original failure's __context__ stays its own.
-            await self._return_token()
+            await self._not_sent()
             self._refused(refused)
         assert self.ticket is not None
         self.token = False  # admitted: the retry it paid for is made
@@ -1401,11 +1401,22 @@ class RetryCall:
             logger.warning("[%s] Recovery hook failed: %s", self.agent, describe(error), extra={"agent": self.agent})
         except BaseException:
             # Cancelled in the hook: the retry it prepared is not made.
-            await self._return_token()
+            await self._not_sent()
             raise
         return True
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def _not_sent(self) -> None:
+        """The attempt the call was admitted for is not made (cancelled or refused before it was sent).
+
+        Its budget token goes back, and so does the circuit's probe slot if the
+        circuit made it the probe: no request, no verdict, and the calls
+        waiting for that probe must not wait out ``probe_timeout`` instead.
+        """
+        await self._return_token()
+        if self.plan.guarded and self.probe:
+            await self._release_probe()
 
     async def _return_token(self) -> None:
         budget, keys = self.plan.budget, self.keys

@@ -291,3 +291,51 @@ async def test_callers_woken_together_by_a_late_loop_still_leave_one_interval_ap
     assert waits[1] == pytest.approx(0.25)
     clock.now += 10.0
     assert await _limiter._spaced(store, "k", 0.25, clock, clock.sleep) == 0.0  # spaced arrivals wait nothing
+
+
+@pytest.mark.parametrize("outcome", ["cancelled", "refused"])
+async def test_a_probe_that_never_gets_past_the_limiter_frees_the_circuits_probe_slot(outcome: str) -> None:
+    # The circuit admits the call as its half-open probe, then the rate limit holds it: cancelled
+    # there, or refused in time, the call sent nothing and has no verdict on the provider, so the
+    # next caller must be able to probe at once, not after probe_timeout.
+    from adk_retry import CircuitBreaker
+
+    clock = Clock()
+    store = MemoryStore()
+    breaker = CircuitBreaker(failure_threshold=1, first_probe=2.0, cooldown=2.0, probe_jitter=0, probe_timeout=30.0)
+    opener = RetryHandler(RetryPolicy.transient(breaker=breaker, store=store), wall_clock=clock)
+    with pytest.raises(ConnectionResetError):
+        await opener(scripted(ConnectionResetError("down"))[0])
+    clock.now += 2.0  # half-open: the next call is the probe
+    held = asyncio.Event()
+
+    async def blocked_sleep(seconds: float) -> None:
+        held.set()
+        await asyncio.Event().wait()
+
+    limit = RateLimit(rpm=1, max_wait=3600.0 if outcome == "cancelled" else 1.0)
+    policy = RetryPolicy.transient(breaker=breaker, rate_limit=limit, store=store, timeout=None)
+    await store.reserve(
+        "model:agent",
+        clock.now,
+        rate=limit.rate,
+        burst=1.0,
+        token_rate=0.0,
+        cost=0.0,
+        max_wait=60.0,
+        u=0.0,
+        adaptive=False,
+        horizon=float("inf"),
+    )  # the bucket is spent
+    probe = RetryHandler(policy, sleep=blocked_sleep, wall_clock=clock, random=lambda: 0.0)
+    if outcome == "cancelled":
+        task = asyncio.create_task(probe(ok))
+        await held.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    else:
+        with pytest.raises(RateLimitedError):
+            await probe(ok)
+    view = await store.admit("model:agent", clock.now, probe_timeout=30.0)
+    assert view.allowed, "the probe slot was left taken: every waiter would wait out probe_timeout"
