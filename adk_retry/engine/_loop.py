@@ -404,7 +404,9 @@ async def _hedged(
     assert after is not None
     learnt = None
     if plan.hedge_quantile is not None:
-        learnt = _latencies.setdefault((id(plan), call.model), _Latencies(plan.hedge_quantile))
+        learnt = plan.hedge_delays.get(call.model)
+        if learnt is None:
+            learnt = plan.hedge_delays[call.model] = _Latencies(plan.hedge_quantile)
         after = learnt.delay(after)
     loop = asyncio.get_running_loop()
     runs: list[_Run[T]] = []
@@ -549,10 +551,6 @@ class _Latencies:
     def delay(self, default: float) -> float:
         """The learnt quantile, or ``default`` until enough attempts answered."""
         return default if self.value is None else self.value
-
-
-_latencies: dict[tuple[int, str | None], _Latencies] = {}
-"""Per (plan, model): the learnt hedge delays. A few bytes per model a policy hedged on."""
 
 
 async def _close_losers(runs: list[_Run[Any]], winner: AsyncGenerator[Any, None] | None) -> None:

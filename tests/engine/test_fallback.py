@@ -513,3 +513,19 @@ def test_hedge_quantile_is_validated():
 def test_hedging_fields_need_hedge_after(fields: dict[str, Any]):
     with pytest.raises(ValueError, match="needs hedge_after"):
         RetryPolicy(**fields)
+
+
+async def test_learnt_hedge_delays_live_and_die_with_their_policy():
+    """A policy made per turn (a plugin, a factory) must not leave its learnt delays behind, nor pass
+    them on to a later policy that happens to get the same id() (they were keyed by id(plan))."""
+    import gc
+
+    async def quick() -> str:
+        return "quick"
+
+    for _ in range(30):
+        policy = RetryPolicy.transient(hedge_after=5.0, hedge_quantile=0.95)
+        assert await RetryHandler(policy)(quick) == "quick"
+    del policy
+    gc.collect()
+    assert [state for state in gc.get_objects() if isinstance(state, _Latencies)] == []
