@@ -964,13 +964,16 @@ class RetryCall:
         target = self.index + 1 if self._falls_back_on(None) else self.index
         ticket: tuple[str, _limiter.Ticket] | None = None
         if plan.rate_limited:
-            ticket = await self._hedge_admission(target)
-            if ticket is None:
-                if token:
+            try:
+                ticket = await self._hedge_admission(target)
+            finally:
+                # Refused, or cancelled with the call during the store's round trip: no hedge was sent.
+                if ticket is None and token:
                     assert budget is not None
                     assert keys is not None
                     assert keys.budget is not None
                     await self._store().refund(keys.budget, 1.0, max_tokens=budget.max_tokens)
+            if ticket is None:
                 return None
         self.attempt += 1
         stats.attempts += 1

@@ -529,3 +529,34 @@ async def test_learnt_hedge_delays_live_and_die_with_their_policy():
     del policy
     gc.collect()
     assert [state for state in gc.get_objects() if isinstance(state, _Latencies)] == []
+
+
+async def test_a_call_cancelled_while_its_hedge_waits_for_the_store_gets_the_hedges_budget_token_back():
+    """The hedge took a budget token, then its admission's store round trip (Redis) was cancelled with the
+    call: no hedge was sent, so the token goes back (cancellation spends nothing)."""
+    entered = asyncio.Event()
+
+    class SlowSlots(MemoryStore):
+        calls = 0
+
+        async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
+            SlowSlots.calls += 1
+            if SlowSlots.calls == 2:  # the hedge's
+                entered.set()
+                await asyncio.Event().wait()
+            return await super().acquire_slot(key, holder, now, limit=limit, lease=lease)
+
+    store = SlowSlots()
+    budget = RetryBudget(max_tokens=5.0)
+    primary, handler = hedging(hedge_after=0.01, budget=budget, rate_limit=RateLimit(max_concurrency=4), store=store)
+    primary.scripts.append([5.0, said("first")])
+    task = asyncio.ensure_future(texts(primary))
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    key = handler.plan.keys("scripted/primary", "edge").budget
+    assert key is not None
+    assert await store.tokens(key, max_tokens=5.0) == 5.0
+    assert handler.stats.hedges == 0
+    assert store._slots == {}
