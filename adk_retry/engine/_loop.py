@@ -949,11 +949,14 @@ class RetryCall:
         ``rate_limit``, an admission *at once* on the model it runs on (a
         hedge that waited for admission would come too late to help and
         would queue before calls of their own). It runs on the next model
-        when the call has one, else on the same.
+        when the call has one whose circuit is closed, else on the same.
         """
         plan, stats = self.plan, self.handler.stats
         if self.attempt >= plan.max_attempts:
             return None
+        target = self.index + 1 if self._falls_back_on(None) else self.index
+        if target != self.index and plan.breaker is not None and not await self._circuit_closed(target):
+            target = self.index  # nothing is sent to a model whose circuit is open: hedge here instead
         budget, keys = plan.budget, self.keys
         token = False
         if budget is not None and keys is not None and keys.budget is not None:
@@ -961,7 +964,6 @@ class RetryCall:
                 stats.budget_denials += 1
                 return None
             token = True
-        target = self.index + 1 if self._falls_back_on(None) else self.index
         ticket: tuple[str, _limiter.Ticket] | None = None
         if plan.rate_limited:
             try:
@@ -991,6 +993,26 @@ class RetryCall:
         )
         self._event("hedge", reason=f"no answer after {after:g}s", to_model=to)
         return target, ticket
+
+    async def _circuit_closed(self, target: int) -> bool:
+        """Whether model ``target``'s circuit is closed (a hedge may go there); never takes its probe.
+
+        A half-open circuit's one probe is for a call of that model's own,
+        whose verdict is recorded: a hedge's is not, so one the store made the
+        probe gives the slot straight back.
+        """
+        breaker = self.plan.breaker
+        assert breaker is not None
+        keys = self.plan.keys(self.chain[target], self.agent)
+        if keys.circuit is None:
+            return True
+        store, now = self._store(), self._now()
+        view = await store.admit(keys.circuit, now, probe_timeout=breaker.probe_timeout)
+        if view.state == "closed":
+            return True
+        if view.allowed:
+            await store.release_probe(keys.circuit, now)
+        return False
 
     async def _hedge_admission(self, target: int) -> tuple[str, _limiter.Ticket] | None:
         """The rate limit's admission of a hedge on model ``target`` with no wait; None when refused."""

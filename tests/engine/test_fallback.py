@@ -560,3 +560,24 @@ async def test_a_call_cancelled_while_its_hedge_waits_for_the_store_gets_the_hed
     assert await store.tokens(key, max_tokens=5.0) == 5.0
     assert handler.stats.hedges == 0
     assert store._slots == {}
+
+
+@pytest.mark.parametrize("state", ["open", "half_open"])
+async def test_a_hedge_never_goes_to_a_fallback_whose_circuit_is_open(state: str):
+    """Each model keeps its own breaker: a hedge meant for the next model stays on the current one
+    while that model's circuit is open (nothing is sent to it), and does not take its probe."""
+    store = MemoryStore()
+    breaker = CircuitBreaker(failure_threshold=1, first_probe=60, cooldown=60, probe_jitter=0)
+    primary, (backup,), handler = chain(hedge_after=0.02, breaker=breaker, store=store, timeout=5)
+    key = handler.plan.keys("scripted/backup0", "edge").circuit
+    assert key is not None
+    import time
+
+    opened = time.time() - (120 if state == "half_open" else 0)
+    await store.record_failure(key, opened, threshold=1, cooldown=60, hint=None, first_probe=60)
+    primary.scripts.extend([[0.3, said("first")], [said("hedge")]])
+    assert await texts(primary) == ["hedge"]
+    assert backup.requests == []
+    assert len(primary.requests) == 2
+    view = await store.admit(key, time.time(), probe_timeout=10)
+    assert view.allowed == (state == "half_open"), "the backup's probe is still free for a call of its own"
