@@ -1071,6 +1071,8 @@ class RetryCall:
                         await _limiter.release(self._store(), keys.limit, ticket)
         if chosen is not None and chosen.index != self.index:
             # The hedge on the next model answered: the call goes on there, on its first attempt.
+            if self.plan.guarded and self.probe:
+                await self._release_probe()  # the probe of the model it leaves lost, cancelled: no verdict
             self.tried += self.attempt - 1
             self.attempt = 1
             self._enter(chosen.index)
@@ -1325,6 +1327,10 @@ class RetryCall:
 
     async def _fall_back(self, failure: Failure, reason: str) -> float | None:
         """Move to the next model whose circuit admits a call: no wait (0.0), or None to give up."""
+        if self.plan.guarded and self.probe:
+            # This call was the model's probe and leaves it with no verdict (a failure that says
+            # nothing of its health, say a context window exceeded): its waiters probe at once.
+            await self._release_probe()
         self._move(failure.error, failure.kind, reason, made_attempt=True)
         if self.plan.guarded and not await self._next_open_model(failure.error):
             # No attempt on the model it stopped at: the give-up counts the attempts made.

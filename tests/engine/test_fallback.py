@@ -581,3 +581,40 @@ async def test_a_hedge_never_goes_to_a_fallback_whose_circuit_is_open(state: str
     assert len(primary.requests) == 2
     view = await store.admit(key, time.time(), probe_timeout=10)
     assert view.allowed == (state == "half_open"), "the backup's probe is still free for a call of its own"
+
+
+class ContextWindowExceededError(Exception):
+    """Named and placed as litellm's: a fallback-only class (the request is too long for this model)."""
+
+
+ContextWindowExceededError.__module__ = "litellm.exceptions"
+
+
+@pytest.mark.parametrize("leaves_by", ["fallback_on a 400 class", "a hedge on the next model that won"])
+async def test_a_probe_that_leaves_its_model_frees_that_models_probe_slot(leaves_by: str):
+    """The call was the primary's half-open probe and moved to the fallback without a verdict on the
+    primary: its waiters must get the probe at once, not after probe_timeout."""
+    import time
+
+    store = MemoryStore()
+    breaker = CircuitBreaker(failure_threshold=1, first_probe=1, cooldown=1, probe_jitter=0, probe_timeout=30)
+    fields: dict[str, Any] = {"hedge_after": 0.02} if leaves_by.startswith("a hedge") else {}
+    primary, (backup,), handler = chain(
+        breaker=breaker,
+        store=store,
+        timeout=5,
+        fallback_on=("context_window_exceeded", "circuit_open"),
+        **fields,
+    )
+    key = handler.plan.keys("scripted/primary", "edge").circuit
+    assert key is not None
+    await store.record_failure(key, time.time() - 10, threshold=1, cooldown=1, hint=None, first_probe=1)
+    if fields:
+        primary.scripts.append([5.0, said("too late")])
+    else:
+        primary.scripts.append([ContextWindowExceededError("too long for this model")])
+    backup.scripts.append([said("from backup")])
+    assert await texts(primary) == ["from backup"]
+    assert len(primary.requests) == 1, "the call was the primary's probe"
+    view = await store.admit(key, time.time(), probe_timeout=30)
+    assert view.allowed, "the primary's probe slot was left taken"
