@@ -303,11 +303,14 @@ async def run_attempts(
         except BaseException as exc:
             # Close the attempt, and so its HTTP connection, on every way out but
             # exhaustion (an error, a timeout, our consumer closing us mid-stream).
-            if source is not responses:
-                await source.aclose()
-            await responses.aclose()
-            if plan.rate_limited:
-                await call.end_attempt(exc)
+            try:
+                if source is not responses:
+                    await source.aclose()
+                await responses.aclose()
+            finally:
+                # Even when closing raised: else the concurrency slot is held until its lease runs out.
+                if plan.rate_limited:
+                    await call.end_attempt(exc)
             if committed:
                 await call.interrupted(exc)
                 raise

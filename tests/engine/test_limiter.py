@@ -339,3 +339,25 @@ async def test_a_probe_that_never_gets_past_the_limiter_frees_the_circuits_probe
             await probe(ok)
     view = await store.admit("model:agent", clock.now, probe_timeout=30.0)
     assert view.allowed, "the probe slot was left taken: every waiter would wait out probe_timeout"
+
+
+async def test_a_stream_whose_close_fails_still_gives_its_slot_back() -> None:
+    # The caller stops reading after the first chunk; closing the model's stream raises (its
+    # connection's close failed). The slot must go back now, not when its lease runs out (600 s).
+    from adk_retry.engine._loop import run_attempts
+
+    store = MemoryStore()
+    retry = RetryHandler(RetryPolicy.transient(rate_limit=RateLimit(max_concurrency=1), store=store))
+
+    async def model():  # type: ignore[no-untyped-def]
+        try:
+            yield "first"
+            yield "second"
+        finally:
+            raise RuntimeError("close failed")
+
+    responses = run_attempts(retry.begin(), model, (), False)
+    assert await anext(responses) == "first"
+    with pytest.raises(RuntimeError, match="close failed"):
+        await responses.aclose()
+    assert store._slots == {}
