@@ -567,7 +567,10 @@ async def _close_losers(runs: list[_Run[Any]], winner: AsyncGenerator[Any, None]
         try:
             await asyncio.gather(run.task, return_exceptions=True)
         finally:
-            await run.responses.aclose()
+            try:
+                await run.responses.aclose()
+            except Exception:  # a discarded attempt's cleanup must not replace the winner's answer
+                logger.debug("A hedged attempt that lost failed to close", exc_info=True)
 
 
 async def _bounded(

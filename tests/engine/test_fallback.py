@@ -618,3 +618,45 @@ async def test_a_probe_that_leaves_its_model_frees_that_models_probe_slot(leaves
     assert len(primary.requests) == 1, "the call was the primary's probe"
     view = await store.admit(key, time.time(), probe_timeout=30)
     assert view.allowed, "the primary's probe slot was left taken"
+
+
+async def test_a_losers_failing_close_never_reaches_the_caller_nor_keeps_its_slot():
+    """Both attempts get their content in the same turn of the loop: the first wins, and the hedge,
+    suspended after its first response, is closed; its close raises. The caller still gets the
+    winner's answer, and every slot goes back."""
+    from google.adk.models.base_llm import BaseLlm
+
+    gate = asyncio.Event()
+
+    class Gated(BaseLlm):
+        model: str = "gated/model"
+
+        async def generate_content_async(self, llm_request: LlmRequest, stream: bool = False):
+            try:
+                await gate.wait()
+                yield said("answer")
+                yield said(" more")
+            finally:
+                if llm_request is not first_request[0]:  # the hedge (a copy of the request)
+                    raise RuntimeError("close failed")
+
+    store = MemoryStore()
+    model = Gated()
+    handler = RetryHandler(
+        RetryPolicy.transient(hedge_after=0.01, rate_limit=RateLimit(max_concurrency=4), store=store),
+        agent_name="edge",
+    )
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    req = request()
+    first_request = [req]
+
+    async def release() -> None:
+        while handler.stats.hedges == 0:
+            await asyncio.sleep(0.005)
+        gate.set()
+
+    releaser = asyncio.ensure_future(release())
+    assert await texts(model, req, stream=True) == ["answer", " more"]
+    await releaser
+    assert handler.stats.hedges == 1
+    assert store._slots == {}
