@@ -1129,7 +1129,7 @@ class RetryCall:
             self._now(),
             threshold=breaker.failure_threshold,
             cooldown=breaker.cooldown,
-            hint=failure.hint,
+            hint=_held(failure.hint, self.plan.max_hint_delay),
             first_probe=breaker.first_probe,
             spread=breaker.probe_jitter * (self.handler.random or clock.default_random)(),
         )
@@ -1226,7 +1226,7 @@ class RetryCall:
         elif isinstance(exc, Exception):
             try:
                 throttled = error_class(exc) == RATE_LIMIT
-                hint = retry_after(exc) if throttled else None
+                hint = _held(retry_after(exc), self.plan.max_hint_delay) if throttled else None
             except Exception:  # an odd exception says nothing about the limit
                 throttled = False
             if throttled:
@@ -1547,6 +1547,17 @@ class RetryCall:
             fields.update(call_ids(self.observer))
         fields.update(more)
         return fields
+
+
+def _held(hint: float | None, max_hint_delay: float) -> float | None:
+    """How long a server's hint holds a whole scope (circuit, rate limit): at most ``max_hint_delay``.
+
+    A hint past it is one the policy never waits for (the call gives up); held
+    as it is, one 429 with a day's (or a misread date's) ``Retry-After`` would
+    refuse every caller of the scope, in every process behind the store, for
+    that long. Held for ``max_hint_delay``, one call then finds out again.
+    """
+    return hint if hint is None or hint <= max_hint_delay else max_hint_delay
 
 
 def log_success(

@@ -266,3 +266,22 @@ async def test_without_time_a_failed_probe_ends_the_call() -> None:
     with pytest.raises(ConnectionResetError):
         await guard(provider)
     assert len(provider.requests) == 1
+
+
+async def test_a_servers_hint_opens_the_circuit_no_longer_than_max_hint_delay() -> None:
+    import httpx
+    import openai
+
+    wall = WallClock()
+    store = MemoryStore()
+    response = httpx.Response(429, headers={"retry-after": "86400"}, request=httpx.Request("POST", "http://127.0.0.1"))
+    error = openai.RateLimitError("quota", response=response, body=None)
+
+    async def refused() -> str:
+        raise error
+
+    guard = handler(timeout=None, wall_clock=wall, store=store, policy={"max_hint_delay": 30.0})
+    with pytest.raises(openai.RateLimitError):
+        await guard(refused)
+    view = await store.admit("model:agent", wall.now, probe_timeout=10.0)
+    assert view.state == "closed" or view.open_until <= wall.now + 30.0

@@ -361,3 +361,17 @@ async def test_a_stream_whose_close_fails_still_gives_its_slot_back() -> None:
     with pytest.raises(RuntimeError, match="close failed"):
         await responses.aclose()
     assert store._slots == {}
+
+
+@pytest.mark.parametrize("hint_ms", ["86400000", "2300000000000"])  # a day; a date decades away
+async def test_a_servers_hint_holds_the_scope_no_longer_than_max_hint_delay(hint_ms: str) -> None:
+    # One 429 with an absurd hint (a daily quota, a proxy's misconfigured date) must not shut the
+    # scope, every caller of every process behind the store, for longer than the policy would ever
+    # wait for a server (max_hint_delay): after it, one call may find out whether it still holds.
+    clock = Clock()
+    store = MemoryStore()
+    retry = handler(RateLimit(rpm=6000), clock, store, max_hint_delay=30.0)
+    with pytest.raises(Exception, match="slow down"):
+        await retry(scripted(rate_limited(hint_ms))[0])
+    not_before, _ = await store.hold("model:agent")
+    assert not_before <= clock.now + 30.0
