@@ -910,8 +910,10 @@ class RedisStore:
             with self._lock:
                 if len(self._unreleased) < _MAX_UNRELEASED:
                     self._unreleased.add((key, holder))
-            await self.fallback.release_slot(key, holder)
 
+        # Released in the fallback whatever Redis does: a slot taken there during an outage
+        # would otherwise hold its scope in the next outage until its lease ran out.
+        await self.fallback.release_slot(key, holder)
         await self._run(remote, local)
 
     async def _release_late(self) -> None:

@@ -191,3 +191,23 @@ async def test_a_slot_released_while_redis_does_not_answer_is_released_there_onc
         assert await admin.zrange(store.slots_key("k"), 0, -1) == [b"second"]
     finally:
         await store.aclose()
+
+
+async def test_a_slot_taken_in_the_fallback_and_released_after_redis_came_back_is_free_in_the_next_outage(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    store = RedisStore.from_url(redis_server.url, prefix=prefix, recheck_after=0.2)
+    admin = store.client
+    try:
+        await admin.execute_command("CLIENT", "PAUSE", "700", "ALL")
+        assert await store.acquire_slot("k", "during", time.time(), limit=1, lease=600.0)  # the fallback's
+        assert store.degraded
+        await asyncio.sleep(0.8)
+        await store.release_slot("k", "during")  # Redis answers again: released there (where it never was)
+        assert not store.degraded
+        await admin.execute_command("CLIENT", "PAUSE", "700", "ALL")  # a second outage
+        assert await store.acquire_slot("k", "next", time.time(), limit=1, lease=600.0)
+        assert store.degraded
+    finally:
+        await asyncio.sleep(0.8)
+        await store.aclose()
