@@ -375,3 +375,25 @@ async def test_a_servers_hint_holds_the_scope_no_longer_than_max_hint_delay(hint
         await retry(scripted(rate_limited(hint_ms))[0])
     not_before, _ = await store.hold("model:agent")
     assert not_before <= clock.now + 30.0
+
+
+async def test_a_caller_cancelled_while_the_store_takes_its_slot_does_not_keep_it() -> None:
+    # A remote store (Redis) may have taken the slot when the cancellation lands, before its reply
+    # is read: the caller never learns its holder, so the slot would stay taken until its lease.
+    taken = asyncio.Event()
+
+    class SlowReply(MemoryStore):
+        async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
+            got = await super().acquire_slot(key, holder, now, limit=limit, lease=lease)
+            taken.set()
+            await asyncio.Event().wait()  # the reply never comes back
+            return got  # pragma: no cover
+
+    store = SlowReply()
+    retry = RetryHandler(RetryPolicy.transient(rate_limit=RateLimit(max_concurrency=1), store=store))
+    task = asyncio.create_task(retry(ok))
+    await taken.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert store._slots == {}
