@@ -845,7 +845,7 @@ class RetryCall:
         told = False
         while True:
             now = self._now()
-            view = await store.admit(key, now, probe_timeout=breaker.probe_timeout)
+            view = await _admit(store, key, now, breaker.probe_timeout)
             if view.allowed:
                 if view.state == "half_open":
                     self.probe = now
@@ -893,7 +893,7 @@ class RetryCall:
         if breaker is None or keys is None or keys.circuit is None:
             return None
         now = self._now()
-        view = await self._store().admit(keys.circuit, now, probe_timeout=breaker.probe_timeout)
+        view = await _admit(self._store(), keys.circuit, now, breaker.probe_timeout)
         if view.allowed and view.state == "half_open":
             self.probe = now
         return None if view.allowed else CircuitOpenError(self.model or keys.circuit, view.open_until)
@@ -1013,7 +1013,7 @@ class RetryCall:
         if keys.circuit is None:
             return True
         store, now = self._store(), self._now()
-        view = await store.admit(keys.circuit, now, probe_timeout=breaker.probe_timeout)
+        view = await _admit(store, keys.circuit, now, breaker.probe_timeout)
         if view.state == "closed":
             return True
         if view.allowed:
@@ -1547,6 +1547,19 @@ class RetryCall:
             fields.update(call_ids(self.observer))
         fields.update(more)
         return fields
+
+
+async def _admit(store: StateStore, key: str, now: float, probe_timeout: float) -> CircuitView:
+    """``store.admit``; cancelled meanwhile, a probe it may have granted at ``now`` is given back.
+
+    A remote store may have made this call the probe when the cancellation
+    lands, before its reply was read: nobody would probe until ``probe_timeout``.
+    """
+    try:
+        return await store.admit(key, now, probe_timeout=probe_timeout)
+    except BaseException:
+        await store.release_probe(key, now)  # nothing when another call holds the probe
+        raise
 
 
 def _held(hint: float | None, max_hint_delay: float) -> float | None:
