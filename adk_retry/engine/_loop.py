@@ -955,7 +955,8 @@ class RetryCall:
         ``rate_limit``, an admission *at once* on the model it runs on (a
         hedge that waited for admission would come too late to help and
         would queue before calls of their own). It runs on the next model
-        when the call has one whose circuit is closed, else on the same.
+        when the call has one whose circuit is closed, else on the same
+        (never while the call is that model's half-open probe).
         """
         plan, stats = self.plan, self.handler.stats
         if self.attempt >= plan.max_attempts:
@@ -963,6 +964,8 @@ class RetryCall:
         target = self.index + 1 if self._falls_back_on(None) else self.index
         if target != self.index and plan.breaker is not None and not await self._circuit_closed(target):
             target = self.index  # nothing is sent to a model whose circuit is open: hedge here instead
+        if target == self.index and plan.guarded and self.probe:
+            return None  # this call is its circuit's one probe: a hedge would be a second
         budget, keys = plan.budget, self.keys
         token = False
         if budget is not None and keys is not None and keys.budget is not None:

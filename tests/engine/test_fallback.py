@@ -660,3 +660,20 @@ async def test_a_losers_failing_close_never_reaches_the_caller_nor_keeps_its_slo
     assert await texts(model, req, stream=True) == ["answer", " more"]
     assert handler.stats.hedges == 1
     assert store._slots == {}
+
+
+async def test_the_circuits_probe_is_not_hedged_on_its_own_model():
+    """One probe per scope: while a call is the half-open circuit's probe, a hedge on the same model
+    would be a second request to a provider that may still be down."""
+    import time
+
+    store = MemoryStore()
+    breaker = CircuitBreaker(failure_threshold=1, first_probe=1, cooldown=1, probe_jitter=0)
+    primary, handler = hedging(hedge_after=0.02, breaker=breaker, store=store, timeout=5)
+    key = handler.plan.keys("scripted/primary", "edge").circuit
+    assert key is not None
+    await store.record_failure(key, time.time() - 10, threshold=1, cooldown=1, hint=None, first_probe=1)
+    primary.scripts.append([0.2, said("back")])
+    assert await texts(primary) == ["back"]
+    assert (len(primary.requests), handler.stats.hedges) == (1, 0)
+    assert await texts(primary) == ["ok"]  # closed again: later calls hedge as before
