@@ -314,6 +314,7 @@ async def run_attempts(
             if committed:
                 await call.interrupted(exc)
                 raise
+            at = call.index  # a hedge that won on the next model may have moved the call already
             delay = await call.failed(exc)
             if delay is None:
                 raise
@@ -348,10 +349,12 @@ async def run_attempts(
                 for response in held:
                     yield response
                 return
+            at = call.index
             delay = await call.failed(error)
             if delay is None:
                 raise error
-        if call.index == current:
+        if call.index == at:
+            # Not moved by this failure (a fallback goes to its next model with no wait): back off.
             await call.wait(delay)
             await call.between()
         call.start_attempt()

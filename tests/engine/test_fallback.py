@@ -677,3 +677,20 @@ async def test_the_circuits_probe_is_not_hedged_on_its_own_model():
     assert await texts(primary) == ["back"]
     assert (len(primary.requests), handler.stats.hedges) == (1, 0)
     assert await texts(primary) == ["ok"]  # closed again: later calls hedge as before
+
+
+async def test_a_retry_after_a_hedge_moved_the_call_to_the_next_model_waits_its_backoff():
+    """Both attempts answered nothing; the hedge on the next model was first, so the call goes on
+    there. Its retry is a retry like any other (the log says "Retrying in 1.0s"): it waits for it."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    primary, (backup,), handler = chain(hedge_after=0.02, max_retries=2, jitter=0)
+    handler.sleep = sleep
+    primary.scripts.append([0.1, nothing()])
+    backup.scripts.extend([[nothing()], [nothing()], [said("third")]])
+    assert await texts(primary) == ["third"]
+    assert slept == [1.0, 2.0]
+    assert handler.stats.slept == 3.0
