@@ -2,7 +2,8 @@
 
 closed -> open after ``failure_threshold`` consecutive transient failures
 (or at once when the server says how long to wait: a 429 with
-``Retry-After`` opens it at least that long). While open, nothing is sent
+``Retry-After`` opens it at least that long, up to the policy's
+``max_hint_delay``). While open, nothing is sent
 to the provider. When the open period ends, ONE probe call per scope is let
 through (half-open; one across every process sharing a
 :class:`~adk_retry.guards.RedisStore`): its success closes the circuit, its

@@ -35,7 +35,8 @@ Server hints are admission times for the whole scope, not one caller's
 private sleep: a 429 with ``Retry-After`` sets the scope's *not before*
 (:func:`hold_after_hint`) and every admission waits for it, each caller
 spread uniformly over the ``hint`` that follows, so they do not return
-together.
+together. A hint is held no longer than the policy's ``max_hint_delay``
+(the longest it would wait for a server at all).
 
 Adaptive mode (``RateLimit(adaptive=True)``, with nothing else configured)
 learns the rate from the provider's 429s, after the AWS SDKs' "adaptive"

@@ -16,7 +16,7 @@ caller always gets the original exception back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from adk_retry.core._decide import Failure
 from adk_retry.core._hints import retry_after
@@ -79,6 +79,7 @@ class Plan:
         "falls_back",
         "guarded",
         "hedge_after",
+        "hedge_delays",
         "hedge_quantile",
         "hedged",
         "hooks",
@@ -129,6 +130,7 @@ class Plan:
     hedged: bool
     max_hedges: int
     hedge_quantile: float | None
+    hedge_delays: dict[str | None, Any]
     chained: bool
     shaped: bool
     special: bool
@@ -164,6 +166,10 @@ class Plan:
         self.hedged = policy.hedge_after is not None
         self.max_hedges = policy.max_hedges
         self.hedge_quantile = policy.hedge_quantile
+        # The engine's learnt hedge delays (hedge_quantile), per model name: kept here, not in a
+        # module dict keyed by id(plan), so they die with the policy and no later plan that gets
+        # the same id() inherits them.
+        self.hedge_delays = {}
         self.chained = self.falls_back or self.hedged
         # One flag per hot path instead of three: an attempt is shaped (admitted by the
         # limiter, hedged, or under a time limit); a call is special (its attempts are

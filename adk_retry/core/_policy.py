@@ -383,7 +383,9 @@ class RetryPolicy(BaseModel):
     def _check_fallback_on(cls, value: Any) -> Any:
         from adk_retry.core._transient import FALLBACK_CLASSES
 
-        items = (value,) if isinstance(value, str) else tuple(value)
+        # One name, or a collection of them; anything else (None, a number) is one bad entry,
+        # reported as this field's error rather than as a bare TypeError from tuple().
+        items = tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else (value,)
         for item in items:
             if item not in FALLBACK_CLASSES:
                 raise ValueError(f"unknown error class {item!r}; expected one of {', '.join(FALLBACK_CLASSES)}")

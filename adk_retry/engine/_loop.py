@@ -303,14 +303,18 @@ async def run_attempts(
         except BaseException as exc:
             # Close the attempt, and so its HTTP connection, on every way out but
             # exhaustion (an error, a timeout, our consumer closing us mid-stream).
-            if source is not responses:
-                await source.aclose()
-            await responses.aclose()
-            if plan.rate_limited:
-                await call.end_attempt(exc)
+            try:
+                if source is not responses:
+                    await source.aclose()
+                await responses.aclose()
+            finally:
+                # Even when closing raised: else the concurrency slot is held until its lease runs out.
+                if plan.rate_limited:
+                    await call.end_attempt(exc)
             if committed:
                 await call.interrupted(exc)
                 raise
+            at = call.index  # a hedge that won on the next model may have moved the call already
             delay = await call.failed(exc)
             if delay is None:
                 raise
@@ -345,10 +349,12 @@ async def run_attempts(
                 for response in held:
                     yield response
                 return
+            at = call.index
             delay = await call.failed(error)
             if delay is None:
                 raise error
-        if call.index == current:
+        if call.index == at:
+            # Not moved by this failure (a fallback goes to its next model with no wait): back off.
             await call.wait(delay)
             await call.between()
         call.start_attempt()
@@ -404,7 +410,9 @@ async def _hedged(
     assert after is not None
     learnt = None
     if plan.hedge_quantile is not None:
-        learnt = _latencies.setdefault((id(plan), call.model), _Latencies(plan.hedge_quantile))
+        learnt = plan.hedge_delays.get(call.model)
+        if learnt is None:
+            learnt = plan.hedge_delays[call.model] = _Latencies(plan.hedge_quantile)
         after = learnt.delay(after)
     loop = asyncio.get_running_loop()
     runs: list[_Run[T]] = []
@@ -551,10 +559,6 @@ class _Latencies:
         return default if self.value is None else self.value
 
 
-_latencies: dict[tuple[int, str | None], _Latencies] = {}
-"""Per (plan, model): the learnt hedge delays. A few bytes per model a policy hedged on."""
-
-
 async def _close_losers(runs: list[_Run[Any]], winner: AsyncGenerator[Any, None] | None) -> None:
     """Cancel and close every attempt but ``winner`` (all of them when it is None)."""
     for run in runs:
@@ -566,7 +570,10 @@ async def _close_losers(runs: list[_Run[Any]], winner: AsyncGenerator[Any, None]
         try:
             await asyncio.gather(run.task, return_exceptions=True)
         finally:
-            await run.responses.aclose()
+            try:
+                await run.responses.aclose()
+            except Exception:  # a discarded attempt's cleanup must not replace the winner's answer
+                logger.debug("A hedged attempt that lost failed to close", exc_info=True)
 
 
 async def _bounded(
@@ -841,7 +848,7 @@ class RetryCall:
         told = False
         while True:
             now = self._now()
-            view = await store.admit(key, now, probe_timeout=breaker.probe_timeout)
+            view = await _admit(store, key, now, breaker.probe_timeout)
             if view.allowed:
                 if view.state == "half_open":
                     self.probe = now
@@ -889,7 +896,7 @@ class RetryCall:
         if breaker is None or keys is None or keys.circuit is None:
             return None
         now = self._now()
-        view = await self._store().admit(keys.circuit, now, probe_timeout=breaker.probe_timeout)
+        view = await _admit(self._store(), keys.circuit, now, breaker.probe_timeout)
         if view.allowed and view.state == "half_open":
             self.probe = now
         return None if view.allowed else CircuitOpenError(self.model or keys.circuit, view.open_until)
@@ -951,11 +958,17 @@ class RetryCall:
         ``rate_limit``, an admission *at once* on the model it runs on (a
         hedge that waited for admission would come too late to help and
         would queue before calls of their own). It runs on the next model
-        when the call has one, else on the same.
+        when the call has one whose circuit is closed, else on the same
+        (never while the call is that model's half-open probe).
         """
         plan, stats = self.plan, self.handler.stats
         if self.attempt >= plan.max_attempts:
             return None
+        target = self.index + 1 if self._falls_back_on(None) else self.index
+        if target != self.index and plan.breaker is not None and not await self._circuit_closed(target):
+            target = self.index  # nothing is sent to a model whose circuit is open: hedge here instead
+        if target == self.index and plan.guarded and self.probe:
+            return None  # this call is its circuit's one probe: a hedge would be a second
         budget, keys = plan.budget, self.keys
         token = False
         if budget is not None and keys is not None and keys.budget is not None:
@@ -963,16 +976,18 @@ class RetryCall:
                 stats.budget_denials += 1
                 return None
             token = True
-        target = self.index + 1 if self._falls_back_on(None) else self.index
         ticket: tuple[str, _limiter.Ticket] | None = None
         if plan.rate_limited:
-            ticket = await self._hedge_admission(target)
-            if ticket is None:
-                if token:
+            try:
+                ticket = await self._hedge_admission(target)
+            finally:
+                # Refused, or cancelled with the call during the store's round trip: no hedge was sent.
+                if ticket is None and token:
                     assert budget is not None
                     assert keys is not None
                     assert keys.budget is not None
                     await self._store().refund(keys.budget, 1.0, max_tokens=budget.max_tokens)
+            if ticket is None:
                 return None
         self.attempt += 1
         stats.attempts += 1
@@ -990,6 +1005,26 @@ class RetryCall:
         )
         self._event("hedge", reason=f"no answer after {after:g}s", to_model=to)
         return target, ticket
+
+    async def _circuit_closed(self, target: int) -> bool:
+        """Whether model ``target``'s circuit is closed (a hedge may go there); never takes its probe.
+
+        A half-open circuit's one probe is for a call of that model's own,
+        whose verdict is recorded: a hedge's is not, so one the store made the
+        probe gives the slot straight back.
+        """
+        breaker = self.plan.breaker
+        assert breaker is not None
+        keys = self.plan.keys(self.chain[target], self.agent)
+        if keys.circuit is None:
+            return True
+        store, now = self._store(), self._now()
+        view = await _admit(store, keys.circuit, now, breaker.probe_timeout)
+        if view.state == "closed":
+            return True
+        if view.allowed:
+            await store.release_probe(keys.circuit, now)
+        return False
 
     async def _hedge_admission(self, target: int) -> tuple[str, _limiter.Ticket] | None:
         """The rate limit's admission of a hedge on model ``target`` with no wait; None when refused."""
@@ -1048,6 +1083,8 @@ class RetryCall:
                         await _limiter.release(self._store(), keys.limit, ticket)
         if chosen is not None and chosen.index != self.index:
             # The hedge on the next model answered: the call goes on there, on its first attempt.
+            if self.plan.guarded and self.probe:
+                await self._release_probe()  # the probe of the model it leaves lost, cancelled: no verdict
             self.tried += self.attempt - 1
             self.attempt = 1
             self._enter(chosen.index)
@@ -1098,7 +1135,7 @@ class RetryCall:
             self._now(),
             threshold=breaker.failure_threshold,
             cooldown=breaker.cooldown,
-            hint=failure.hint,
+            hint=_held(failure.hint, self.plan.max_hint_delay),
             first_probe=breaker.first_probe,
             spread=breaker.probe_jitter * (self.handler.random or clock.default_random)(),
         )
@@ -1137,11 +1174,11 @@ class RetryCall:
         except _limiter.Refused as error:
             refused = error
         except BaseException:
-            await self._return_token()  # cancelled while waiting: the retry was not made
+            await self._not_sent()  # cancelled while waiting: the retry was not made
             raise
         if refused is not None:
             # Raised here, outside the handler: the original failure's __context__ stays its own.
-            await self._return_token()
+            await self._not_sent()
             self._refused(refused)
         assert self.ticket is not None
         self.token = False  # admitted: the retry it paid for is made
@@ -1195,7 +1232,7 @@ class RetryCall:
         elif isinstance(exc, Exception):
             try:
                 throttled = error_class(exc) == RATE_LIMIT
-                hint = retry_after(exc) if throttled else None
+                hint = _held(retry_after(exc), self.plan.max_hint_delay) if throttled else None
             except Exception:  # an odd exception says nothing about the limit
                 throttled = False
             if throttled:
@@ -1302,6 +1339,10 @@ class RetryCall:
 
     async def _fall_back(self, failure: Failure, reason: str) -> float | None:
         """Move to the next model whose circuit admits a call: no wait (0.0), or None to give up."""
+        if self.plan.guarded and self.probe:
+            # This call was the model's probe and leaves it with no verdict (a failure that says
+            # nothing of its health, say a context window exceeded): its waiters probe at once.
+            await self._release_probe()
         self._move(failure.error, failure.kind, reason, made_attempt=True)
         if self.plan.guarded and not await self._next_open_model(failure.error):
             # No attempt on the model it stopped at: the give-up counts the attempts made.
@@ -1401,11 +1442,22 @@ class RetryCall:
             logger.warning("[%s] Recovery hook failed: %s", self.agent, describe(error), extra={"agent": self.agent})
         except BaseException:
             # Cancelled in the hook: the retry it prepared is not made.
-            await self._return_token()
+            await self._not_sent()
             raise
         return True
 
     # -- helpers -----------------------------------------------------------------------------
+
+    async def _not_sent(self) -> None:
+        """The attempt the call was admitted for is not made (cancelled or refused before it was sent).
+
+        Its budget token goes back, and so does the circuit's probe slot if the
+        circuit made it the probe: no request, no verdict, and the calls
+        waiting for that probe must not wait out ``probe_timeout`` instead.
+        """
+        await self._return_token()
+        if self.plan.guarded and self.probe:
+            await self._release_probe()
 
     async def _return_token(self) -> None:
         budget, keys = self.plan.budget, self.keys
@@ -1501,6 +1553,30 @@ class RetryCall:
             fields.update(call_ids(self.observer))
         fields.update(more)
         return fields
+
+
+async def _admit(store: StateStore, key: str, now: float, probe_timeout: float) -> CircuitView:
+    """``store.admit``; cancelled meanwhile, a probe it may have granted at ``now`` is given back.
+
+    A remote store may have made this call the probe when the cancellation
+    lands, before its reply was read: nobody would probe until ``probe_timeout``.
+    """
+    try:
+        return await store.admit(key, now, probe_timeout=probe_timeout)
+    except BaseException:
+        await store.release_probe(key, now)  # nothing when another call holds the probe
+        raise
+
+
+def _held(hint: float | None, max_hint_delay: float) -> float | None:
+    """How long a server's hint holds a whole scope (circuit, rate limit): at most ``max_hint_delay``.
+
+    A hint past it is one the policy never waits for (the call gives up); held
+    as it is, one 429 with a day's (or a misread date's) ``Retry-After`` would
+    refuse every caller of the scope, in every process behind the store, for
+    that long. Held for ``max_hint_delay``, one call then finds out again.
+    """
+    return hint if hint is None or hint <= max_hint_delay else max_hint_delay
 
 
 def log_success(

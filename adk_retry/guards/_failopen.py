@@ -4,22 +4,25 @@
 errors; a store of the user's own (any :class:`~adk_retry.core._store.StateStore`)
 may not. So the engine talks to such a store through :class:`FailOpen`: an
 operation that raises (not a cancellation) answers as if there were no guard
-(a token is granted, the circuit is closed) and one warning per store and
+(a token is granted, the circuit is closed, the rate limit admits the call) and one warning per store and
 operation says so. A provider hiccup must never become an outage of the
 guard's making.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
+from adk_retry.core._limit import Reservation
 from adk_retry.core._store import CircuitState, CircuitView, StateStore
 from adk_retry.observability._log import describe, logger
 
 __all__ = ["FailOpen", "fail_open"]
 
 _CLOSED = CircuitView("closed", 0.0, 0, True)
+_ADMITTED = Reservation(True, 0.0)
 
 
 class FailOpen:
@@ -108,6 +111,49 @@ class FailOpen:
         except Exception as exc:
             self._failed("record_success", exc)
             return "closed", _CLOSED
+
+    # The rate limit's operations: a store that is down admits every call at once, as if unlimited.
+
+    async def reserve(self, key: str, now: float, **settings: Any) -> Reservation:
+        """See :meth:`StateStore.reserve`; admitted at once when the store fails."""
+        try:
+            reservation: Reservation = await self.store.reserve(key, now, **settings)
+            return reservation
+        except Exception as exc:
+            self._failed("reserve", exc)
+            return _ADMITTED
+
+    async def rate_feedback(self, key: str, now: float, **settings: Any) -> float:
+        """See :meth:`StateStore.rate_feedback`; no learnt rate (NaN) when the store fails."""
+        try:
+            return float(await self.store.rate_feedback(key, now, **settings))
+        except Exception as exc:
+            self._failed("rate_feedback", exc)
+            return math.nan
+
+    async def hold(self, key: str) -> tuple[float, float]:
+        """See :meth:`StateStore.hold`; no hint in force when the store fails."""
+        try:
+            not_before, spread = await self.store.hold(key)
+            return float(not_before), float(spread)
+        except Exception as exc:
+            self._failed("hold", exc)
+            return 0.0, 0.0
+
+    async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
+        """See :meth:`StateStore.acquire_slot`; a slot when the store fails."""
+        try:
+            return bool(await self.store.acquire_slot(key, holder, now, limit=limit, lease=lease))
+        except Exception as exc:
+            self._failed("acquire_slot", exc)
+            return True
+
+    async def release_slot(self, key: str, holder: str) -> None:
+        """See :meth:`StateStore.release_slot`."""
+        try:
+            await self.store.release_slot(key, holder)
+        except Exception as exc:
+            self._failed("release_slot", exc)
 
     def __getattr__(self, name: str) -> Any:
         # Operations added to the protocol later reach the store as they are.

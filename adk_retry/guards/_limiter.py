@@ -93,7 +93,7 @@ async def _slot(store: StateStore, key: str, limit: RateLimit, max_wait: float, 
     assert limit.max_concurrency is not None
     holder = f"{_PROCESS}:{next(_holders)}"
     queue = _queues.get((id(store), key))
-    if not queue and await store.acquire_slot(key, holder, now(), limit=limit.max_concurrency, lease=limit.lease):
+    if not queue and await _acquire(store, key, holder, limit, now):
         return holder, 0.0
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -102,9 +102,7 @@ async def _slot(store: StateStore, key: str, limit: RateLimit, max_wait: float, 
     queue.append(me)
     try:
         while True:
-            if queue[0] is me and await store.acquire_slot(
-                key, holder, now(), limit=limit.max_concurrency, lease=limit.lease
-            ):
+            if queue[0] is me and await _acquire(store, key, holder, limit, now):
                 return holder, loop.time() - started
             left = max_wait - (loop.time() - started)
             if left <= 0.0:
@@ -122,6 +120,20 @@ async def _slot(store: StateStore, key: str, limit: RateLimit, max_wait: float, 
             _queues.pop((id(store), key), None)
         elif head:
             queue[0].wake()  # the next in line asks now, not at its next poll
+
+
+async def _acquire(store: StateStore, key: str, holder: str, limit: RateLimit, now: clock.Clock) -> bool:
+    """One try at a slot for ``holder``; cancelled meanwhile, the slot is given back.
+
+    A remote store may have taken it when the cancellation lands, before its
+    reply was read: the slot would stay taken until its lease ran out.
+    """
+    assert limit.max_concurrency is not None
+    try:
+        return await store.acquire_slot(key, holder, now(), limit=limit.max_concurrency, lease=limit.lease)
+    except BaseException:
+        await store.release_slot(key, holder)  # nothing when it holds none
+        raise
 
 
 def _wake_next(store: StateStore, key: str) -> None:

@@ -75,6 +75,8 @@ _STATES: dict[str, CircuitState] = {"closed": "closed", "open": "open", "half_op
 # once per outage names the error. Cancellation (a BaseException) is not
 # caught: it belongs to the caller.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (Exception,)
+_MAX_UNRELEASED = 10_000
+"""Slots released while Redis did not answer, kept to release there later; past this, leases free them."""
 
 # Entries a redis-py pool adds to its connections' settings itself, bound to
 # that very pool (redis-py 8's maintenance-notification handlers and the
@@ -488,7 +490,9 @@ class RedisStore:
         fallback: the store used while Redis does not answer (default: a fresh
             :class:`~adk_retry.guards._store.MemoryStore`). Its state is this process's
             alone, is not merged into Redis afterwards, and is kept for the
-            next outage.
+            next outage; only the concurrency slots released meanwhile are
+            released in Redis too, once it answers (a slot taken there before
+            would otherwise stay taken until its lease ran out).
         recheck_after: seconds to leave Redis alone after a failure before
             trying it again; meanwhile operations go to ``fallback`` at once.
 
@@ -551,6 +555,7 @@ class RedisStore:
         self.degraded = False
         self._skip_until = 0.0  # monotonic time before which Redis is not tried
         self._failed_at = -math.inf  # monotonic time of the latest failure
+        self._unreleased: set[tuple[str, str]] = set()  # (scope, holder): slots released while Redis was away
         # One client per event loop. Its values hold their loop (through their
         # connections), so a WeakKeyDictionary would never let a loop go; loops
         # that have closed are swept out instead, whenever a new loop appears.
@@ -899,7 +904,30 @@ class RedisStore:
         async def remote() -> None:
             await self._redis().zrem(self.slots_key(key), holder)
 
-        await self._run(remote, lambda: self.fallback.release_slot(key, holder))
+        async def local() -> None:
+            # The slot may be Redis's (taken before it stopped answering): a partition keeps it
+            # there until its lease runs out, so it is released there too once Redis answers.
+            with self._lock:
+                if len(self._unreleased) < _MAX_UNRELEASED:
+                    self._unreleased.add((key, holder))
+
+        # Released in the fallback whatever Redis does: a slot taken there during an outage
+        # would otherwise hold its scope in the next outage until its lease ran out.
+        await self.fallback.release_slot(key, holder)
+        await self._run(remote, local)
+
+    async def _release_late(self) -> None:
+        """Release in Redis the slots whose release went to the fallback while it did not answer."""
+        with self._lock:
+            late, self._unreleased = list(self._unreleased), set()
+        client = self._redis()
+        for done, (key, holder) in enumerate(late):
+            try:
+                await client.zrem(self.slots_key(key), holder)
+            except BaseException:
+                with self._lock:  # Redis went away again (or we were cancelled): keep the rest for later
+                    self._unreleased.update(late[done:])
+                raise
 
     # -- failing open ---------------------------------------------------------
 
@@ -909,6 +937,8 @@ class RedisStore:
         if started < self._skip_until:
             return await local()
         try:
+            if self._unreleased:
+                await self._release_late()  # first: the operation may be the acquire they block
             result = await remote()
         except _UNAVAILABLE as exc:
             self._went_down(exc)

@@ -266,3 +266,70 @@ async def test_without_time_a_failed_probe_ends_the_call() -> None:
     with pytest.raises(ConnectionResetError):
         await guard(provider)
     assert len(provider.requests) == 1
+
+
+async def test_a_servers_hint_opens_the_circuit_no_longer_than_max_hint_delay() -> None:
+    import httpx
+    import openai
+
+    wall = WallClock()
+    store = MemoryStore()
+    response = httpx.Response(429, headers={"retry-after": "86400"}, request=httpx.Request("POST", "http://127.0.0.1"))
+    error = openai.RateLimitError("quota", response=response, body=None)
+
+    async def refused() -> str:
+        raise error
+
+    guard = handler(timeout=None, wall_clock=wall, store=store, policy={"max_hint_delay": 30.0})
+    with pytest.raises(openai.RateLimitError):
+        await guard(refused)
+    view = await store.admit("model:agent", wall.now, probe_timeout=10.0)
+    assert view.state == "closed" or view.open_until <= wall.now + 30.0
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["waits", "may fall back"])
+async def test_a_caller_cancelled_while_the_store_makes_it_the_probe_frees_the_probe(fallback: bool) -> None:
+    # A remote store (Redis) may have granted the probe when the cancellation lands, before its
+    # reply is read: nobody would probe until probe_timeout.
+    from google.adk.agents import LlmAgent
+
+    from adk_retry import add_retry_capabilities_to_agent
+    from tests.adapter.test_attach_and_wrap import ScriptedLlm, request
+
+    wall = WallClock()
+    granted = asyncio.Event()
+
+    class SlowReply(MemoryStore):
+        hold = False
+
+        async def admit(self, key: str, now: float, *, probe_timeout: float) -> Any:
+            view = await super().admit(key, now, probe_timeout=probe_timeout)
+            if self.hold:
+                granted.set()
+                await asyncio.Event().wait()  # the reply never comes back
+            return view
+
+    store = SlowReply()
+    fixed: dict[str, Any] = {"wall_clock": wall, "first_probe": 2.0, "cooldown": 2.0, "probe_jitter": 0}
+    key = "model:model" if fallback else "model:agent"
+    await store.record_failure(key, wall.now, threshold=1, cooldown=2.0, hint=None, first_probe=2.0)
+    wall.now += 2.0  # half-open: the next caller is the probe
+    store.hold = True
+    if fallback:
+        primary = ScriptedLlm(model="model")  # named as the circuit's scope above
+        guard = handler(store=store, probe_timeout=30.0, policy={"fallbacks": (ScriptedLlm(model="b"),)}, **fixed)
+        add_retry_capabilities_to_agent(LlmAgent(name="edge", model=primary), guard)
+
+        async def consume() -> None:
+            async for _ in primary.generate_content_async(request()):
+                pass
+
+        task = asyncio.create_task(consume())
+    else:
+        task = asyncio.create_task(handler(store=store, probe_timeout=30.0, **fixed)(Provider()))
+    await asyncio.wait_for(granted.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    store.hold = False
+    assert (await store.admit(key, wall.now, probe_timeout=30.0)).allowed

@@ -513,3 +513,184 @@ def test_hedge_quantile_is_validated():
 def test_hedging_fields_need_hedge_after(fields: dict[str, Any]):
     with pytest.raises(ValueError, match="needs hedge_after"):
         RetryPolicy(**fields)
+
+
+async def test_learnt_hedge_delays_live_and_die_with_their_policy():
+    """A policy made per turn (a plugin, a factory) must not leave its learnt delays behind, nor pass
+    them on to a later policy that happens to get the same id() (they were keyed by id(plan))."""
+    import gc
+
+    async def quick() -> str:
+        return "quick"
+
+    for _ in range(30):
+        policy = RetryPolicy.transient(hedge_after=5.0, hedge_quantile=0.95)
+        assert await RetryHandler(policy)(quick) == "quick"
+    del policy
+    gc.collect()
+    assert [state for state in gc.get_objects() if isinstance(state, _Latencies)] == []
+
+
+async def test_a_call_cancelled_while_its_hedge_waits_for_the_store_gets_the_hedges_budget_token_back():
+    """The hedge took a budget token, then its admission's store round trip (Redis) was cancelled with the
+    call: no hedge was sent, so the token goes back (cancellation spends nothing)."""
+    entered = asyncio.Event()
+
+    class SlowSlots(MemoryStore):
+        calls = 0
+
+        async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
+            SlowSlots.calls += 1
+            if SlowSlots.calls == 2:  # the hedge's
+                entered.set()
+                await asyncio.Event().wait()
+            return await super().acquire_slot(key, holder, now, limit=limit, lease=lease)
+
+    store = SlowSlots()
+    budget = RetryBudget(max_tokens=5.0)
+    primary, handler = hedging(hedge_after=0.01, budget=budget, rate_limit=RateLimit(max_concurrency=4), store=store)
+    primary.scripts.append([5.0, said("first")])
+    task = asyncio.ensure_future(texts(primary))
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    key = handler.plan.keys("scripted/primary", "edge").budget
+    assert key is not None
+    assert await store.tokens(key, max_tokens=5.0) == 5.0
+    assert handler.stats.hedges == 0
+    assert store._slots == {}
+
+
+@pytest.mark.parametrize("state", ["open", "half_open"])
+async def test_a_hedge_never_goes_to_a_fallback_whose_circuit_is_open(state: str):
+    """Each model keeps its own breaker: a hedge meant for the next model stays on the current one
+    while that model's circuit is open (nothing is sent to it), and does not take its probe."""
+    store = MemoryStore()
+    breaker = CircuitBreaker(failure_threshold=1, first_probe=60, cooldown=60, probe_jitter=0)
+    primary, (backup,), handler = chain(hedge_after=0.02, breaker=breaker, store=store, timeout=5)
+    key = handler.plan.keys("scripted/backup0", "edge").circuit
+    assert key is not None
+    import time
+
+    opened = time.time() - (120 if state == "half_open" else 0)
+    await store.record_failure(key, opened, threshold=1, cooldown=60, hint=None, first_probe=60)
+    primary.scripts.extend([[0.3, said("first")], [said("hedge")]])
+    assert await texts(primary) == ["hedge"]
+    assert backup.requests == []
+    assert len(primary.requests) == 2
+    view = await store.admit(key, time.time(), probe_timeout=10)
+    assert view.allowed == (state == "half_open"), "the backup's probe is still free for a call of its own"
+
+
+class ContextWindowExceededError(Exception):
+    """Named and placed as litellm's: a fallback-only class (the request is too long for this model)."""
+
+
+ContextWindowExceededError.__module__ = "litellm.exceptions"
+
+
+@pytest.mark.parametrize("leaves_by", ["fallback_on a 400 class", "a hedge on the next model that won"])
+async def test_a_probe_that_leaves_its_model_frees_that_models_probe_slot(leaves_by: str):
+    """The call was the primary's half-open probe and moved to the fallback without a verdict on the
+    primary: its waiters must get the probe at once, not after probe_timeout."""
+    import time
+
+    store = MemoryStore()
+    breaker = CircuitBreaker(failure_threshold=1, first_probe=1, cooldown=1, probe_jitter=0, probe_timeout=30)
+    fields: dict[str, Any] = {"hedge_after": 0.02} if leaves_by.startswith("a hedge") else {}
+    primary, (backup,), handler = chain(
+        breaker=breaker,
+        store=store,
+        timeout=5,
+        fallback_on=("context_window_exceeded", "circuit_open"),
+        **fields,
+    )
+    key = handler.plan.keys("scripted/primary", "edge").circuit
+    assert key is not None
+    await store.record_failure(key, time.time() - 10, threshold=1, cooldown=1, hint=None, first_probe=1)
+    if fields:
+        primary.scripts.append([5.0, said("too late")])
+    else:
+        primary.scripts.append([ContextWindowExceededError("too long for this model")])
+    backup.scripts.append([said("from backup")])
+    assert await texts(primary) == ["from backup"]
+    assert len(primary.requests) == 1, "the call was the primary's probe"
+    view = await store.admit(key, time.time(), probe_timeout=30)
+    assert view.allowed, "the primary's probe slot was left taken"
+
+
+async def test_a_losers_failing_close_never_reaches_the_caller_nor_keeps_its_slot():
+    """Both attempts get their content in the same turn of the loop: the first wins, and the hedge,
+    suspended after its first response, is closed; its close raises. The caller still gets the
+    winner's answer, and every slot goes back."""
+    from google.adk.models.base_llm import BaseLlm
+
+    gate = asyncio.Event()
+
+    class Gated(BaseLlm):
+        model: str = "gated/model"
+
+        async def generate_content_async(self, llm_request: LlmRequest, stream: bool = False):
+            try:
+                await gate.wait()
+                yield said("answer")
+                yield said(" more")
+            finally:
+                if llm_request is not first_request[0]:  # the hedge (a copy of the request)
+                    raise RuntimeError("close failed")
+
+    store = MemoryStore()
+    model = Gated()
+
+    def on_hedge(event: RetryEvent) -> None:
+        if event.kind == "hedge":
+            gate.set()  # the first attempt and the hedge get their content in the same turn
+
+    handler = RetryHandler(
+        RetryPolicy.transient(
+            hedge_after=0.01, rate_limit=RateLimit(max_concurrency=4), store=store, hooks=(on_hedge,)
+        ),
+        agent_name="edge",
+    )
+    add_retry_capabilities_to_agent(LlmAgent(name="edge", model=model), handler)
+    req = request()
+    first_request = [req]
+
+    assert await texts(model, req, stream=True) == ["answer", " more"]
+    assert handler.stats.hedges == 1
+    assert store._slots == {}
+
+
+async def test_the_circuits_probe_is_not_hedged_on_its_own_model():
+    """One probe per scope: while a call is the half-open circuit's probe, a hedge on the same model
+    would be a second request to a provider that may still be down."""
+    import time
+
+    store = MemoryStore()
+    breaker = CircuitBreaker(failure_threshold=1, first_probe=1, cooldown=1, probe_jitter=0)
+    primary, handler = hedging(hedge_after=0.02, breaker=breaker, store=store, timeout=5)
+    key = handler.plan.keys("scripted/primary", "edge").circuit
+    assert key is not None
+    await store.record_failure(key, time.time() - 10, threshold=1, cooldown=1, hint=None, first_probe=1)
+    primary.scripts.append([0.2, said("back")])
+    assert await texts(primary) == ["back"]
+    assert (len(primary.requests), handler.stats.hedges) == (1, 0)
+    assert await texts(primary) == ["ok"]  # closed again: later calls hedge as before
+
+
+async def test_a_retry_after_a_hedge_moved_the_call_to_the_next_model_waits_its_backoff():
+    """Both attempts answered nothing; the hedge on the next model was first, so the call goes on
+    there. Its retry is a retry like any other (the log says "Retrying in 1.0s"): it waits for it."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    primary, (backup,), handler = chain(hedge_after=0.02, max_retries=2, jitter=0)
+    handler.sleep = sleep
+    primary.scripts.append([0.1, nothing()])
+    backup.scripts.extend([[nothing()], [nothing()], [said("third")]])
+    assert await texts(primary) == ["third"]
+    assert slept == [1.0, 2.0]
+    assert handler.stats.slept == 3.0

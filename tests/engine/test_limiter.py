@@ -291,3 +291,109 @@ async def test_callers_woken_together_by_a_late_loop_still_leave_one_interval_ap
     assert waits[1] == pytest.approx(0.25)
     clock.now += 10.0
     assert await _limiter._spaced(store, "k", 0.25, clock, clock.sleep) == 0.0  # spaced arrivals wait nothing
+
+
+@pytest.mark.parametrize("outcome", ["cancelled", "refused"])
+async def test_a_probe_that_never_gets_past_the_limiter_frees_the_circuits_probe_slot(outcome: str) -> None:
+    # The circuit admits the call as its half-open probe, then the rate limit holds it: cancelled
+    # there, or refused in time, the call sent nothing and has no verdict on the provider, so the
+    # next caller must be able to probe at once, not after probe_timeout.
+    from adk_retry import CircuitBreaker
+
+    clock = Clock()
+    store = MemoryStore()
+    breaker = CircuitBreaker(failure_threshold=1, first_probe=2.0, cooldown=2.0, probe_jitter=0, probe_timeout=30.0)
+    opener = RetryHandler(RetryPolicy.transient(breaker=breaker, store=store), wall_clock=clock)
+    with pytest.raises(ConnectionResetError):
+        await opener(scripted(ConnectionResetError("down"))[0])
+    clock.now += 2.0  # half-open: the next call is the probe
+    held = asyncio.Event()
+
+    async def blocked_sleep(seconds: float) -> None:
+        held.set()
+        await asyncio.Event().wait()
+
+    limit = RateLimit(rpm=1, max_wait=3600.0 if outcome == "cancelled" else 1.0)
+    policy = RetryPolicy.transient(breaker=breaker, rate_limit=limit, store=store, timeout=None)
+    await store.reserve(
+        "model:agent",
+        clock.now,
+        rate=limit.rate,
+        burst=1.0,
+        token_rate=0.0,
+        cost=0.0,
+        max_wait=60.0,
+        u=0.0,
+        adaptive=False,
+        horizon=float("inf"),
+    )  # the bucket is spent
+    probe = RetryHandler(policy, sleep=blocked_sleep, wall_clock=clock, random=lambda: 0.0)
+    if outcome == "cancelled":
+        task = asyncio.create_task(probe(ok))
+        await held.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    else:
+        with pytest.raises(RateLimitedError):
+            await probe(ok)
+    view = await store.admit("model:agent", clock.now, probe_timeout=30.0)
+    assert view.allowed, "the probe slot was left taken: every waiter would wait out probe_timeout"
+
+
+async def test_a_stream_whose_close_fails_still_gives_its_slot_back() -> None:
+    # The caller stops reading after the first chunk; closing the model's stream raises (its
+    # connection's close failed). The slot must go back now, not when its lease runs out (600 s).
+    from adk_retry.engine._loop import run_attempts
+
+    store = MemoryStore()
+    retry = RetryHandler(RetryPolicy.transient(rate_limit=RateLimit(max_concurrency=1), store=store))
+
+    async def model():  # type: ignore[no-untyped-def]
+        try:
+            yield "first"
+            yield "second"
+        finally:
+            raise RuntimeError("close failed")
+
+    responses = run_attempts(retry.begin(), model, (), False)
+    assert await anext(responses) == "first"
+    with pytest.raises(RuntimeError, match="close failed"):
+        await responses.aclose()
+    assert store._slots == {}
+
+
+@pytest.mark.parametrize("hint_ms", ["86400000", "2300000000000"])  # a day; a date decades away
+async def test_a_servers_hint_holds_the_scope_no_longer_than_max_hint_delay(hint_ms: str) -> None:
+    # One 429 with an absurd hint (a daily quota, a proxy's misconfigured date) must not shut the
+    # scope, every caller of every process behind the store, for longer than the policy would ever
+    # wait for a server (max_hint_delay): after it, one call may find out whether it still holds.
+    clock = Clock()
+    store = MemoryStore()
+    retry = handler(RateLimit(rpm=6000), clock, store, max_hint_delay=30.0)
+    with pytest.raises(Exception, match="slow down"):
+        await retry(scripted(rate_limited(hint_ms))[0])
+    not_before, _ = await store.hold("model:agent")
+    assert not_before <= clock.now + 30.0
+
+
+async def test_a_caller_cancelled_while_the_store_takes_its_slot_does_not_keep_it() -> None:
+    # A remote store (Redis) may have taken the slot when the cancellation lands, before its reply
+    # is read: the caller never learns its holder, so the slot would stay taken until its lease.
+    taken = asyncio.Event()
+
+    class SlowReply(MemoryStore):
+        async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
+            got = await super().acquire_slot(key, holder, now, limit=limit, lease=lease)
+            taken.set()
+            await asyncio.Event().wait()  # the reply never comes back
+            return got  # pragma: no cover
+
+    store = SlowReply()
+    retry = RetryHandler(RetryPolicy.transient(rate_limit=RateLimit(max_concurrency=1), store=store))
+    task = asyncio.create_task(retry(ok))
+    await taken.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert store._slots == {}

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from adk_retry import CircuitBreaker, RetryBudget, RetryHandler, RetryPolicy
+from adk_retry import CircuitBreaker, RateLimit, RetryBudget, RetryHandler, RetryPolicy
 from adk_retry.guards import MemoryStore
 from adk_retry.guards._failopen import FailOpen, fail_open
 from tests.fakes import scripted
@@ -43,6 +43,23 @@ def test_a_broken_store_fails_open_and_warns_once_per_operation(caplog: pytest.L
     warnings = [r.getMessage() for r in caplog.records if "State store BrokenStore failed" in r.getMessage()]
     assert len(warnings) == len(set(warnings)), "one warning per operation"
     assert handler.stats.successes == 2
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [RateLimit(rpm=600), RateLimit(max_concurrency=2), RateLimit(adaptive=True), RateLimit(tpm=1000, rpm=60)],
+    ids=["rpm", "concurrency", "adaptive", "tpm"],
+)
+def test_a_broken_store_fails_open_under_a_rate_limit(limit: RateLimit) -> None:
+    # The limiter's operations (reserve, hold, rate_feedback, acquire_slot, release_slot) too:
+    # a store that is down admits every call, as if there were no limit.
+    policy = RetryPolicy.transient(rate_limit=limit, breaker=CircuitBreaker(), store=BrokenStore())  # type: ignore[arg-type]
+    handler = RetryHandler(policy, sleep=_no_sleep)
+    call, _ = scripted(ConnectionResetError("drop"), "ok", "ok again")
+    assert asyncio.run(handler(call)) == "ok"
+    assert asyncio.run(handler(call)) == "ok again"
+    assert handler.stats.successes == 2
+    assert handler.stats.rate_limit_rejections == 0
 
 
 def test_a_cancellation_in_the_store_is_not_swallowed() -> None:

@@ -175,3 +175,44 @@ async def test_two_processes_hold_one_limit_together(redis_server: RedisServer, 
     # and no half-second holds more than its share (10) plus the burst of one and some scheduling slack.
     for first in sent:
         assert sum(first <= t < first + 0.5 for t in sent) <= 12
+
+
+async def test_a_slot_released_while_redis_does_not_answer_is_released_there_once_it_answers(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    # A partition, not a restart: Redis keeps its data while this process cannot reach it. The slot
+    # taken there before must not stay taken until its lease runs out (600 s by default) because
+    # its release went to the fallback: a max_concurrency=1 scope would be shut for ten minutes.
+    store = RedisStore.from_url(redis_server.url, prefix=prefix, recheck_after=0.2)
+    admin = store.client
+    try:
+        assert await store.acquire_slot("k", "first", time.time(), limit=1, lease=600.0)
+        await admin.execute_command("CLIENT", "PAUSE", "700", "ALL")  # nothing answers for 0.7 s
+        await store.release_slot("k", "first")  # times out: goes to the fallback
+        assert store.degraded
+        await asyncio.sleep(0.8)  # the pause is over, and the back-off too
+        assert await store.acquire_slot("k", "second", time.time(), limit=1, lease=600.0)
+        assert not store.degraded
+        assert await admin.zrange(store.slots_key("k"), 0, -1) == [b"second"]
+    finally:
+        await store.aclose()
+
+
+async def test_a_slot_taken_in_the_fallback_and_released_after_redis_came_back_is_free_in_the_next_outage(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    store = RedisStore.from_url(redis_server.url, prefix=prefix, recheck_after=0.2)
+    admin = store.client
+    try:
+        await admin.execute_command("CLIENT", "PAUSE", "700", "ALL")
+        assert await store.acquire_slot("k", "during", time.time(), limit=1, lease=600.0)  # the fallback's
+        assert store.degraded
+        await asyncio.sleep(0.8)
+        await store.release_slot("k", "during")  # Redis answers again: released there (where it never was)
+        assert not store.degraded
+        await admin.execute_command("CLIENT", "PAUSE", "700", "ALL")  # a second outage
+        assert await store.acquire_slot("k", "next", time.time(), limit=1, lease=600.0)
+        assert store.degraded
+    finally:
+        await asyncio.sleep(0.8)
+        await store.aclose()
