@@ -689,7 +689,11 @@ def _rejection(decision: Decision) -> web.StreamResponse:
     )
 
 
-_CAPACITY_HEADERS = "adk_retry_capacity_headers"
+# aiohttp 3.12+ warns on plain string keys in a request's storage (NotAppKeyWarning); 3.9-3.11
+# (google-adk 2.3's stack) have no RequestKey.
+_CAPACITY_HEADERS: Any = (
+    web.RequestKey("adk_retry_capacity_headers", tuple) if hasattr(web, "RequestKey") else "adk_retry_capacity_headers"
+)
 
 
 async def _add_capacity_headers(request: web.Request, response: web.StreamResponse) -> None:
