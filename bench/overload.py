@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from google.adk.models.llm_request import LlmRequest
@@ -327,6 +327,13 @@ def _limited(target: Target) -> Generate:
 def variants() -> list[Variant]:
     """The reference configurations, in table order. Add adk_retry's new ones here."""
     budget, breaker, waiting = features.budget(), features.breaker(), features.waiting_breaker()
+    waiting_row = Variant(
+        "transient_breaker_wait",
+        "adk_retry transient + breaker (new defaults, waiting): `CircuitBreaker()`, `timeout=30`",
+        _with_policy(_transient_with(features.waiting_breaker)),
+        {OUTAGE},
+        "" if waiting is not None else "not measured: this checkout's breaker cannot wait for its probe",
+    )
     return [
         Variant("pacer", "client-side pacer at exactly the capacity (the limit), retries off", _pacer, {RATE}),
         Variant(
@@ -373,21 +380,8 @@ def variants() -> list[Variant]:
             {OUTAGE},
             "" if breaker is not None else features.missing("breaker"),
         ),
-        Variant(
-            "transient_breaker_wait",
-            "adk_retry transient + breaker (new defaults, waiting): `CircuitBreaker()`, `timeout=30`",
-            _with_policy(_transient_with(features.waiting_breaker)),
-            {OUTAGE},
-            "" if waiting is not None else "not measured: this checkout's breaker cannot wait for its probe",
-        ),
-        Variant(
-            "transient_breaker_wait_in_phase",
-            "the same, callers in phase",
-            _with_policy(_transient_with(features.waiting_breaker)),
-            {OUTAGE},
-            "" if waiting is not None else "not measured: this checkout's breaker cannot wait for its probe",
-            in_phase=True,
-        ),
+        waiting_row,
+        replace(waiting_row, key="transient_breaker_wait_in_phase", label="the same, callers in phase", in_phase=True),
         Variant(
             "fallbacks",
             'adk_retry `transient(fallbacks=(backup,), fallback_on=("server_error", "rate_limit"))`',
