@@ -441,7 +441,14 @@ async def _hedged(
                     hedges = plan.max_hedges  # refused (attempts, budget, limiter): no more hedges
                     continue
                 target, ticket = made
-                second = again(target, True)
+                try:
+                    second = again(target, True)
+                except Exception:
+                    # A hedge is an extra: one that cannot be built (its request copied, its model
+                    # resolved) must not fail a call whose first attempt may still answer.
+                    await call.hedge_unsent(target, ticket)
+                    hedges = plan.max_hedges
+                    continue
                 runs.append(_Run(asyncio.ensure_future(_head(second, is_empty)), second, target, ticket, loop.time()))
                 pending.add(runs[-1].task)
                 hedges += 1
@@ -1005,6 +1012,29 @@ class RetryCall:
         )
         self._event("hedge", reason=f"no answer after {after:g}s", to_model=to)
         return target, ticket
+
+    async def hedge_unsent(self, target: int, ticket: tuple[str, _limiter.Ticket] | None) -> None:
+        """The hedge :meth:`hedge` allowed could not be started: nothing was sent, so nothing is spent.
+
+        Its limiter ticket and budget token go back, and it is not counted as an attempt or a hedge.
+        """
+        logger.warning(
+            "[%s] Could not start a hedge on %s; the first attempt goes on alone",
+            self.agent,
+            self.chain[target],
+            exc_info=True,
+            extra={"agent": self.agent, "reason": "hedge"},
+        )
+        plan, stats, keys = self.plan, self.handler.stats, self.keys
+        self.attempt -= 1
+        stats.attempts -= 1
+        stats.hedges -= 1
+        if self.observer is not None:
+            self.observer.attempts = self.attempt + self.tried
+        if ticket is not None:
+            await _limiter.release(self._store(), *ticket)
+        if plan.budget is not None and keys is not None and keys.budget is not None:
+            await self._store().refund(keys.budget, 1.0, max_tokens=plan.budget.max_tokens)
 
     async def _circuit_closed(self, target: int) -> bool:
         """Whether model ``target``'s circuit is closed (a hedge may go there); never takes its probe.

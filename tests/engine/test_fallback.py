@@ -694,3 +694,31 @@ async def test_a_retry_after_a_hedge_moved_the_call_to_the_next_model_waits_its_
     assert await texts(primary) == ["third"]
     assert slept == [1.0, 2.0]
     assert handler.stats.slept == 3.0
+
+
+async def test_a_hedge_that_cannot_be_built_leaves_the_first_attempt_to_answer_and_spends_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """A hedge is an extra: when its private copy of the request cannot be made, the call is not
+    failed (its first attempt may still answer), and the hedge's budget token and limiter ticket go back."""
+    from adk_retry.adapter import _wrap
+
+    def broken_copy(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("cannot copy this request")
+
+    monkeypatch.setattr(_wrap, "copy_of", broken_copy)
+    store = MemoryStore()
+    budget = RetryBudget(max_tokens=5.0)
+    primary, (backup,), handler = chain(
+        hedge_after=0.01, budget=budget, rate_limit=RateLimit(max_concurrency=4), store=store
+    )
+    primary.scripts.append([0.1, said("first")])
+    assert await texts(primary) == ["first"]
+    assert backup.requests == []
+    stats = handler.stats
+    assert (stats.attempts, stats.hedges, stats.successes) == (1, 0, 1)
+    key = handler.plan.keys("scripted/primary", "edge").budget
+    assert key is not None
+    assert await store.tokens(key, max_tokens=5.0) == 5.0
+    assert store._slots == {}  # the first attempt's slot and the hedge's both went back
+    assert "Could not start a hedge on scripted/backup0" in caplog.text
