@@ -55,105 +55,70 @@ class FailOpen:
             describe(exc),
         )
 
+    async def _call(self, operation: str, unguarded: Any, *args: Any, **kwargs: Any) -> Any:
+        """``store.<operation>(*args, **kwargs)``, or ``unguarded`` (and one warning) when it raises."""
+        try:
+            return await getattr(self.store, operation)(*args, **kwargs)
+        except Exception as exc:
+            self._failed(operation, exc)
+            return unguarded
+
     async def take_token(self, key: str, *, max_tokens: float) -> bool:
         """See :meth:`StateStore.take_token`; True when the store fails."""
-        try:
-            return bool(await self.store.take_token(key, max_tokens=max_tokens))
-        except Exception as exc:
-            self._failed("take_token", exc)
-            return True
+        return bool(await self._call("take_token", True, key, max_tokens=max_tokens))
 
     async def refund(self, key: str, amount: float, *, max_tokens: float) -> None:
         """See :meth:`StateStore.refund`."""
-        try:
-            await self.store.refund(key, amount, max_tokens=max_tokens)
-        except Exception as exc:
-            self._failed("refund", exc)
+        await self._call("refund", None, key, amount, max_tokens=max_tokens)
 
     async def tokens(self, key: str, *, max_tokens: float) -> float:
         """See :meth:`StateStore.tokens`; a full bucket when the store fails."""
-        try:
-            return float(await self.store.tokens(key, max_tokens=max_tokens))
-        except Exception as exc:
-            self._failed("tokens", exc)
-            return max_tokens
+        return float(await self._call("tokens", max_tokens, key, max_tokens=max_tokens))
 
     async def admit(self, key: str, now: float, *, probe_timeout: float) -> CircuitView:
         """See :meth:`StateStore.admit`; a closed circuit when the store fails."""
-        try:
-            view: CircuitView = await self.store.admit(key, now, probe_timeout=probe_timeout)
-            return view
-        except Exception as exc:
-            self._failed("admit", exc)
-            return _CLOSED
+        view: CircuitView = await self._call("admit", _CLOSED, key, now, probe_timeout=probe_timeout)
+        return view
 
     async def record_failure(self, key: str, now: float, **settings: Any) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_failure`; nothing opens when the store fails."""
-        try:
-            result: tuple[CircuitState, CircuitView] = await self.store.record_failure(key, now, **settings)
-            return result
-        except Exception as exc:
-            self._failed("record_failure", exc)
-            return "closed", _CLOSED
+        result: tuple[CircuitState, CircuitView] = await self._call(
+            "record_failure", ("closed", _CLOSED), key, now, **settings
+        )
+        return result
 
     async def release_probe(self, key: str, since: float) -> None:
         """See :meth:`StateStore.release_probe`."""
-        try:
-            await self.store.release_probe(key, since)
-        except Exception as exc:
-            self._failed("release_probe", exc)
+        await self._call("release_probe", None, key, since)
 
     async def record_success(self, key: str) -> tuple[CircuitState, CircuitView]:
         """See :meth:`StateStore.record_success`."""
-        try:
-            result: tuple[CircuitState, CircuitView] = await self.store.record_success(key)
-            return result
-        except Exception as exc:
-            self._failed("record_success", exc)
-            return "closed", _CLOSED
+        result: tuple[CircuitState, CircuitView] = await self._call("record_success", ("closed", _CLOSED), key)
+        return result
 
     # The rate limit's operations: a store that is down admits every call at once, as if unlimited.
 
     async def reserve(self, key: str, now: float, **settings: Any) -> Reservation:
         """See :meth:`StateStore.reserve`; admitted at once when the store fails."""
-        try:
-            reservation: Reservation = await self.store.reserve(key, now, **settings)
-            return reservation
-        except Exception as exc:
-            self._failed("reserve", exc)
-            return _ADMITTED
+        reservation: Reservation = await self._call("reserve", _ADMITTED, key, now, **settings)
+        return reservation
 
     async def rate_feedback(self, key: str, now: float, **settings: Any) -> float:
         """See :meth:`StateStore.rate_feedback`; no learnt rate (NaN) when the store fails."""
-        try:
-            return float(await self.store.rate_feedback(key, now, **settings))
-        except Exception as exc:
-            self._failed("rate_feedback", exc)
-            return math.nan
+        return float(await self._call("rate_feedback", math.nan, key, now, **settings))
 
     async def hold(self, key: str) -> tuple[float, float]:
         """See :meth:`StateStore.hold`; no hint in force when the store fails."""
-        try:
-            not_before, spread = await self.store.hold(key)
-            return float(not_before), float(spread)
-        except Exception as exc:
-            self._failed("hold", exc)
-            return 0.0, 0.0
+        not_before, spread = await self._call("hold", (0.0, 0.0), key)
+        return float(not_before), float(spread)
 
     async def acquire_slot(self, key: str, holder: str, now: float, *, limit: int, lease: float) -> bool:
         """See :meth:`StateStore.acquire_slot`; a slot when the store fails."""
-        try:
-            return bool(await self.store.acquire_slot(key, holder, now, limit=limit, lease=lease))
-        except Exception as exc:
-            self._failed("acquire_slot", exc)
-            return True
+        return bool(await self._call("acquire_slot", True, key, holder, now, limit=limit, lease=lease))
 
     async def release_slot(self, key: str, holder: str) -> None:
         """See :meth:`StateStore.release_slot`."""
-        try:
-            await self.store.release_slot(key, holder)
-        except Exception as exc:
-            self._failed("release_slot", exc)
+        await self._call("release_slot", None, key, holder)
 
     def __getattr__(self, name: str) -> Any:
         # Operations added to the protocol later reach the store as they are.
